@@ -1,0 +1,4 @@
+//! The SQL of clockworks, one module per table. Every value is a bound parameter.
+
+pub mod keys;
+pub mod timers;
