@@ -1,1 +1,49 @@
-fn main() {}
+//! `clockworks-api`: the HTTP API of clockworks. It validates and authenticates requests and
+//! stores timers in PostgreSQL; it keeps no state of its own, so any number of copies can run.
+//!
+//! - [`config`]: the command line and every setting.
+//! - [`app`]: shared state, routers, layers, listeners and shutdown.
+//! - [`auth`]: bearer keys and scopes. [`body`]: JSON request bodies.
+//! - [`timers`]: the timer routes. [`health`]: liveness and readiness.
+//! - [`problem`]: the API error type and its problem details.
+//! - [`database`]: time-bounded database access. [`observe`]: request metrics and logs.
+//! - [`keys_cmd`]: the `keys` commands.
+
+mod app;
+mod auth;
+mod body;
+mod config;
+mod database;
+mod health;
+mod keys_cmd;
+mod observe;
+mod problem;
+mod timers;
+
+use clap::Parser;
+
+use crate::config::{Cli, Command, DatabaseUrl};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().into_command() {
+        Command::Serve(args) => {
+            clockworks::telemetry::init_logs(&args.telemetry);
+            let prometheus = clockworks::telemetry::init_metrics();
+            app::serve(args, prometheus).await
+        }
+        Command::Migrate(database) => migrate(&database).await,
+        Command::Keys(command) => keys_cmd::run(command).await,
+    }
+}
+
+async fn migrate(database: &DatabaseUrl) -> anyhow::Result<()> {
+    let applied = clockworks::db::migrate(&database.database_url).await?;
+    if applied.is_empty() {
+        println!("The database is up to date.");
+    }
+    for migration in applied {
+        println!("Applied {migration}.");
+    }
+    Ok(())
+}

@@ -73,9 +73,7 @@ pub async fn migrate(database_url: &str) -> Result<Vec<String>, DbError> {
     client
         .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
         .await?;
-    let report = embedded::migrations::runner()
-        .run_async(&mut client)
-        .await;
+    let report = embedded::migrations::runner().run_async(&mut client).await;
     client
         .execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
         .await?;

@@ -1,62 +1,77 @@
-//! Durations as the API accepts them: a friendly string (`1h30m`, `90s`, `250ms`), an
-//! ISO 8601 string (`PT90M`), or a JSON integer of milliseconds. Every duration is a whole
-//! number of milliseconds between zero and [`MAX_DURATION`], so arithmetic on instants
-//! within the supported calendar never overflows.
+//! Durations as the API accepts them: a friendly string (`1h30m`, `90s`, `250ms`, `1d`), an
+//! ISO 8601 string (`PT90M`, `P1D`), or a JSON number of milliseconds (`5400000`).
+//!
+//! Every duration is a whole number of milliseconds between zero and [`MAX_DURATION`]
+//! (100 years), kept exactly as an `i64`, so arithmetic on instants within the supported
+//! calendar never overflows. A day (`d`, `P1D`) is always 24 hours and a week 7 days: a
+//! duration is elapsed time, not a calendar step. Months and years are refused because
+//! their length varies.
 
 use std::fmt;
 
-use jiff::SignedDuration;
 use jiff::fmt::friendly::{Designator, Spacing, SpanPrinter};
+use jiff::{SignedDuration, Span, SpanRelativeTo};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The longest accepted duration: 100 years of 365.25 days.
 pub const MAX_DURATION: SignedDuration = SignedDuration::from_secs(36_525 * 86_400);
+
+/// [`MAX_DURATION`] in milliseconds.
+const MAX_MILLIS: i64 = 36_525 * 86_400 * 1_000;
+
+const TOO_LARGE: &str = "is too large: at most 100 years (876600h)";
+const NEGATIVE: &str = "must not be negative";
+const NOT_WHOLE_MILLIS: &str = "must be a whole number of milliseconds";
 
 /// A non-negative duration with millisecond precision, at most [`MAX_DURATION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Millis(i64);
 
 impl Millis {
+    /// The zero duration.
+    pub const ZERO: Millis = Millis(0);
+
+    /// One second.
+    pub const SECOND: Millis = Millis(1_000);
+
+    /// A duration of `ms` milliseconds, refused when negative or longer than 100 years.
     pub fn from_millis(ms: i64) -> Result<Self, String> {
         if ms < 0 {
-            return Err("must not be negative".to_owned());
+            return Err(NEGATIVE.to_owned());
         }
-        if ms > MAX_DURATION.as_millis() as i64 {
-            return Err(format!("must be at most {} (100 years)", Millis(MAX_DURATION.as_millis() as i64)));
+        if ms > MAX_MILLIS {
+            return Err(TOO_LARGE.to_owned());
         }
         Ok(Self(ms))
     }
 
-    pub fn as_millis(self) -> i64 {
+    /// The length in milliseconds.
+    pub const fn as_millis(self) -> i64 {
         self.0
     }
 
-    pub fn is_zero(self) -> bool {
+    pub const fn is_zero(self) -> bool {
         self.0 == 0
     }
 
-    pub fn as_signed_duration(self) -> SignedDuration {
+    /// The same length as a jiff duration, for arithmetic on instants.
+    pub const fn as_signed_duration(self) -> SignedDuration {
         SignedDuration::from_millis(self.0)
     }
 
-    /// Reads a duration from a JSON value: an integer of milliseconds or a duration string.
+    /// Reads a duration from a JSON value: a number of milliseconds or a duration string.
+    ///
+    /// A number must be whole (`5000` or `5e3`, not `1.5`); every whole number of
+    /// milliseconds up to the 100-year limit is exact in a JSON double, so nothing is rounded.
     pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
         match value {
             serde_json::Value::Number(number) => {
                 if let Some(ms) = number.as_i64() {
                     Self::from_millis(ms)
                 } else if number.as_u64().is_some() {
-                    Err("is too large: at most 100 years".to_owned())
+                    Err(TOO_LARGE.to_owned())
                 } else {
-                    match number.as_f64() {
-                        Some(ms) if ms.fract() == 0.0 && ms < 0.0 => {
-                            Err("must not be negative".to_owned())
-                        }
-                        Some(ms) if ms.fract() == 0.0 => {
-                            Err("is too large: at most 100 years".to_owned())
-                        }
-                        _ => Err("must be a whole number of milliseconds".to_owned()),
-                    }
+                    Self::from_float_millis(number.as_f64().unwrap_or(f64::NAN))
                 }
             }
             serde_json::Value::String(text) => text.parse(),
@@ -65,6 +80,33 @@ impl Millis {
                     .to_owned(),
             ),
         }
+    }
+
+    fn from_float_millis(ms: f64) -> Result<Self, String> {
+        if !ms.is_finite() || ms.fract() != 0.0 {
+            return Err(NOT_WHOLE_MILLIS.to_owned());
+        }
+        if ms < 0.0 {
+            return Err(NEGATIVE.to_owned());
+        }
+        if ms > MAX_MILLIS as f64 {
+            return Err(TOO_LARGE.to_owned());
+        }
+        // Whole and below 2^53, so the conversion is exact.
+        Self::from_millis(ms as i64)
+    }
+
+    fn from_signed_duration(duration: SignedDuration) -> Result<Self, String> {
+        if duration.is_negative() {
+            return Err(NEGATIVE.to_owned());
+        }
+        if duration > MAX_DURATION {
+            return Err(TOO_LARGE.to_owned());
+        }
+        if duration.subsec_nanos() % 1_000_000 != 0 {
+            return Err(NOT_WHOLE_MILLIS.to_owned());
+        }
+        Self::from_millis(duration.as_millis() as i64)
     }
 }
 
@@ -76,24 +118,33 @@ impl std::str::FromStr for Millis {
         if text.is_empty() {
             return Err("must not be empty".to_owned());
         }
-        let duration: SignedDuration = text.parse().map_err(|_| {
-            format!("{text:?} is not a duration such as \"1h30m\", \"250ms\" or \"PT90M\"")
-        })?;
-        if duration.is_negative() {
-            return Err("must not be negative".to_owned());
+
+        // A span reads days and weeks; it refuses values too large for its units, which a
+        // plain duration may still read, only to be refused below as too large.
+        match text.parse::<Span>() {
+            Ok(span) => {
+                let duration = span
+                    .to_duration(SpanRelativeTo::days_are_24_hours())
+                    .map_err(|_| {
+                        format!(
+                            "{text:?} uses months or years, whose length varies: \
+                             use weeks, days, hours, minutes, seconds or milliseconds"
+                        )
+                    })?;
+                Self::from_signed_duration(duration)
+            }
+            Err(_) => match text.parse::<SignedDuration>() {
+                Ok(duration) => Self::from_signed_duration(duration),
+                Err(_) => Err(format!(
+                    "{text:?} is not a duration such as \"1h30m\", \"250ms\", \"1d\" or \"PT90M\""
+                )),
+            },
         }
-        if duration > MAX_DURATION {
-            return Err("is too large: at most 100 years".to_owned());
-        }
-        if duration.subsec_nanos() % 1_000_000 != 0 {
-            return Err("must be a whole number of milliseconds".to_owned());
-        }
-        Self::from_millis(duration.as_millis() as i64)
     }
 }
 
 impl fmt::Display for Millis {
-    /// The compact friendly form: `1h30m`, `250ms`, `0s`.
+    /// The compact friendly form, in hours at most: `1h30m`, `250ms`, `24h`, `0s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let printer = SpanPrinter::new()
             .designator(Designator::Compact)
@@ -118,6 +169,7 @@ impl<'de> Deserialize<'de> for Millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -131,20 +183,102 @@ mod tests {
     }
 
     #[test]
-    fn large_millisecond_counts_stay_exact() {
-        for ms in [2_147_483_648_i64, 4_294_967_296] {
-            assert_eq!(Millis::from_json(&json!(ms)).unwrap().as_millis(), ms);
+    fn days_and_weeks_are_24_hours_and_7_days() {
+        let day = 86_400_000;
+        assert_eq!("1d".parse::<Millis>().unwrap().as_millis(), day);
+        assert_eq!("P1D".parse::<Millis>().unwrap().as_millis(), day);
+        assert_eq!(
+            "P1DT1H".parse::<Millis>().unwrap().as_millis(),
+            day + 3_600_000
+        );
+        assert_eq!("1w".parse::<Millis>().unwrap().as_millis(), 7 * day);
+        assert_eq!("1d".parse::<Millis>().unwrap().to_string(), "24h");
+    }
+
+    #[test]
+    fn months_and_years_are_refused_because_their_length_varies() {
+        for text in ["1mo", "P1M", "1y", "P1Y"] {
+            let error = text.parse::<Millis>().unwrap_err();
+            assert!(error.contains("months or years"), "{text}: {error}");
         }
     }
 
     #[test]
-    fn negative_non_numeric_and_overflowing_values_are_refused() {
-        assert!(Millis::from_json(&json!(-1)).is_err());
-        assert!(Millis::from_json(&json!("NaN")).is_err());
-        assert!(Millis::from_json(&json!(1e20)).is_err());
-        assert!(Millis::from_json(&json!(1.5)).is_err());
-        assert!(Millis::from_json(&json!("-5s")).is_err());
-        assert!(Millis::from_json(&json!("")).is_err());
-        assert!(Millis::from_json(&json!(null)).is_err());
+    fn large_millisecond_counts_stay_exact() {
+        for ms in [2_147_483_648_i64, 4_294_967_296, MAX_MILLIS] {
+            assert_eq!(Millis::from_json(&json!(ms)).unwrap().as_millis(), ms);
+        }
+        assert_eq!(Millis::from_json(&json!(5e3)).unwrap().as_millis(), 5_000);
+    }
+
+    #[test]
+    fn the_hundred_year_horizon_is_inclusive_in_every_form() {
+        assert_eq!(
+            Millis::from_millis(MAX_MILLIS)
+                .unwrap()
+                .as_signed_duration(),
+            MAX_DURATION
+        );
+        assert!(Millis::from_millis(MAX_MILLIS + 1).is_err());
+        assert!("876600h".parse::<Millis>().is_ok());
+        assert!("876600h1ms".parse::<Millis>().is_err());
+        assert!("36525d".parse::<Millis>().is_ok());
+        assert!("36526d".parse::<Millis>().is_err());
+        assert!(Millis::from_json(&json!(MAX_MILLIS as f64 + 1.0)).is_err());
+    }
+
+    #[test]
+    fn negative_non_numeric_fractional_and_overflowing_values_are_refused() {
+        for value in [
+            json!(-1),
+            json!(-1.0),
+            json!("NaN"),
+            json!("inf"),
+            json!(1e20),
+            json!(u64::MAX),
+            json!(1.5),
+            json!("-5s"),
+            json!("0.0001s"),
+            json!("100000000000h"),
+            json!("5"),
+            json!(""),
+            json!("   "),
+            json!(null),
+            json!(true),
+            json!([1]),
+        ] {
+            assert!(Millis::from_json(&value).is_err(), "{value} was accepted");
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_is_wrong() {
+        assert_eq!(Millis::from_json(&json!(-1)).unwrap_err(), NEGATIVE);
+        assert_eq!(Millis::from_json(&json!(1e20)).unwrap_err(), TOO_LARGE);
+        assert_eq!(
+            Millis::from_json(&json!("100000000000h")).unwrap_err(),
+            TOO_LARGE
+        );
+        assert_eq!(
+            Millis::from_json(&json!(1.5)).unwrap_err(),
+            NOT_WHOLE_MILLIS
+        );
+        assert_eq!(
+            Millis::from_json(&json!("1.0005s")).unwrap_err(),
+            NOT_WHOLE_MILLIS
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn every_duration_prints_as_a_string_that_reads_back_the_same(
+            ms in 0..=MAX_MILLIS
+        ) {
+            let duration = Millis::from_millis(ms).unwrap();
+            let printed = duration.to_string();
+            prop_assert_eq!(printed.parse::<Millis>().unwrap(), duration);
+            prop_assert_eq!(Millis::from_json(&json!(printed)).unwrap(), duration);
+            prop_assert_eq!(serde_json::from_value::<Millis>(json!(ms)).unwrap(), duration);
+        }
     }
 }

@@ -54,7 +54,9 @@ impl FromStr for Scope {
         Scope::ALL
             .into_iter()
             .find(|scope| scope.as_str() == text)
-            .ok_or_else(|| format!("unknown scope {text:?}: expected timers:read, timers:write or admin"))
+            .ok_or_else(|| {
+                format!("unknown scope {text:?}: expected timers:read, timers:write or admin")
+            })
     }
 }
 
@@ -75,7 +77,10 @@ impl Scopes {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.0.iter().map(|scope| scope.as_str().to_owned()).collect()
+        self.0
+            .iter()
+            .map(|scope| scope.as_str().to_owned())
+            .collect()
     }
 
     /// Reads scopes as stored; names this version does not know are dropped, never widened.
@@ -111,7 +116,9 @@ impl NewKey {
 
 impl fmt::Debug for NewKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("NewKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -127,7 +134,10 @@ impl<'a> PresentedKey<'a> {
         let (id, secret) = rest.split_once('_')?;
         let well_formed = id.len() == ID_BYTES * 2
             && secret.len() == SECRET_BYTES * 2
-            && id.bytes().chain(secret.bytes()).all(|b| b.is_ascii_hexdigit());
+            && id
+                .bytes()
+                .chain(secret.bytes())
+                .all(|b| b.is_ascii_hexdigit());
         well_formed.then_some(Self { id, secret })
     }
 

@@ -75,15 +75,25 @@ impl NewTimer {
     /// Checks a timer object as a client sent it and reports every problem at once.
     pub fn from_json(value: &Value, limits: Limits) -> Result<NewTimer, Vec<FieldError>> {
         let Some(object) = value.as_object() else {
-            return Err(vec![FieldError::new("", "must be a JSON object describing a timer")]);
+            return Err(vec![FieldError::new(
+                "",
+                "must be a JSON object describing a timer",
+            )]);
         };
         let mut errors = Errors::default();
 
         for key in object.keys() {
             if READ_ONLY_FIELDS.contains(&key.as_str()) {
                 errors.add(key.clone(), "is set by the service and cannot be written");
-            } else if !["id", "group", "schedule", "routing_key", "payload", "headers"]
-                .contains(&key.as_str())
+            } else if ![
+                "id",
+                "group",
+                "schedule",
+                "routing_key",
+                "payload",
+                "headers",
+            ]
+            .contains(&key.as_str())
             {
                 errors.add(key.clone(), "is not a field of a timer");
             }
@@ -114,7 +124,11 @@ impl NewTimer {
             Some(schedule) => match Schedule::from_json(schedule) {
                 Ok(schedule) => Some(schedule),
                 Err(field_errors) => {
-                    errors.extend(field_errors.into_iter().map(|error| error.within("schedule")));
+                    errors.extend(
+                        field_errors
+                            .into_iter()
+                            .map(|error| error.within("schedule")),
+                    );
                     None
                 }
             },
@@ -158,7 +172,11 @@ fn check(result: Result<(), String>, field: &str, errors: &mut Errors) -> bool {
     }
 }
 
-fn optional_string(object: &Map<String, Value>, field: &str, errors: &mut Errors) -> Option<String> {
+fn optional_string(
+    object: &Map<String, Value>,
+    field: &str,
+    errors: &mut Errors,
+) -> Option<String> {
     match object.get(field) {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(text.clone()),
@@ -197,7 +215,9 @@ fn validate_group(group: &str) -> Result<(), String> {
 /// belong to bindings, not to published messages.
 pub fn validate_routing_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_ROUTING_KEY_LEN {
-        return Err(format!("must be 1 to {MAX_ROUTING_KEY_LEN} characters long"));
+        return Err(format!(
+            "must be 1 to {MAX_ROUTING_KEY_LEN} characters long"
+        ));
     }
     let word_ok = |word: &str| {
         !word.is_empty()
@@ -236,7 +256,10 @@ fn parse_headers(value: Option<&Value>, errors: &mut Errors) -> BTreeMap<String,
                 field,
                 format!("names must be 1 to {MAX_HEADER_NAME_LEN} printable ASCII characters"),
             );
-        } else if name.to_ascii_lowercase().starts_with(RESERVED_HEADER_PREFIX) {
+        } else if name
+            .to_ascii_lowercase()
+            .starts_with(RESERVED_HEADER_PREFIX)
+        {
             errors.add(field, "names starting with clockworks- are reserved");
         } else {
             match value {
@@ -406,7 +429,15 @@ mod tests {
         named.sort();
         assert_eq!(
             named,
-            ["colour", "headers.clockworks-x", "headers.n", "id", "routing_key", "schedule.at", "version"]
+            [
+                "colour",
+                "headers.clockworks-x",
+                "headers.n",
+                "id",
+                "routing_key",
+                "schedule.at",
+                "version"
+            ]
         );
     }
 
@@ -414,7 +445,9 @@ mod tests {
     fn a_payload_over_the_limit_is_refused() {
         let errors = NewTimer::from_json(
             &json!({"schedule": {"after": "1s"}, "routing_key": "k", "payload": "x".repeat(100)}),
-            Limits { max_payload_bytes: 64 },
+            Limits {
+                max_payload_bytes: 64,
+            },
         )
         .unwrap_err();
         assert_eq!(fields(&errors), ["payload"]);

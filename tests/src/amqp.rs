@@ -104,13 +104,16 @@ impl Consumer {
 
     /// The next delivery, or `None` if none arrives within `limit`.
     pub async fn next(&mut self, limit: Duration) -> Option<Fired> {
-        tokio::time::timeout(limit, self.deliveries.recv()).await.ok().flatten()
+        tokio::time::timeout(limit, self.deliveries.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Deliveries until `count` arrived or `limit` passed, whichever is first.
     pub async fn collect(&mut self, count: usize, limit: Duration) -> Vec<Fired> {
         let deadline = tokio::time::Instant::now() + limit;
-        let mut fired = Vec::with_capacity(count);
+        let mut fired = Vec::new();
         while fired.len() < count {
             match tokio::time::timeout_at(deadline, self.deliveries.recv()).await {
                 Ok(Some(delivery)) => fired.push(delivery),

@@ -8,8 +8,11 @@
 
 pub mod amqp;
 pub mod process;
+pub mod proxy;
+pub mod seed;
 pub mod stack;
 
 pub use amqp::{Consumer, Fired};
 pub use process::{Api, Worker};
+pub use proxy::Proxy;
 pub use stack::{Stack, TestDb};

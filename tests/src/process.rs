@@ -27,7 +27,14 @@ pub fn binary(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = std::process::Command::new(cargo);
-        command.args(["build", "--quiet", "-p", "clockworks-api", "-p", "clockworks-worker"]);
+        command.args([
+            "build",
+            "--quiet",
+            "-p",
+            "clockworks-api",
+            "-p",
+            "clockworks-worker",
+        ]);
         if target_dir().ends_with("release") {
             command.arg("--release");
         }
@@ -38,10 +45,17 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// Where a child's output goes: `target/test-logs/<name>.log`, kept for reading after a run.
+pub fn log_path(name: &str) -> PathBuf {
+    target_dir()
+        .join("..")
+        .join("test-logs")
+        .join(format!("{name}.log"))
+}
+
 fn log_file(name: &str) -> Result<std::fs::File> {
-    let dir = target_dir().join("..").join("test-logs");
-    std::fs::create_dir_all(&dir)?;
-    Ok(std::fs::File::create(dir.join(format!("{name}.log")))?)
+    let path = log_path(name);
+    std::fs::create_dir_all(path.parent().expect("a log file has a directory"))?;
+    Ok(std::fs::File::create(path)?)
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; the child binds it right after).
@@ -78,7 +92,12 @@ pub struct Process {
 }
 
 impl Process {
-    async fn spawn(name: &str, args: &[&str], env: &[(&str, &str)], log_name: String) -> Result<Process> {
+    async fn spawn(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log_name: String,
+    ) -> Result<Process> {
         let log = log_file(&log_name)?;
         let child = Command::new(binary(name))
             .args(args)
@@ -90,6 +109,11 @@ impl Process {
             .spawn()
             .with_context(|| format!("starting {name}"))?;
         Ok(Process { child, log_name })
+    }
+
+    /// Everything the process has written to standard output and error so far.
+    pub fn log(&self) -> Result<String> {
+        Ok(std::fs::read_to_string(log_path(&self.log_name))?)
     }
 
     pub fn pid(&self) -> u32 {
@@ -141,7 +165,10 @@ async fn wait_until_ok(url: &str, process: &mut Process) -> Result<()> {
             return Ok(());
         }
         if process.has_exited() {
-            bail!("{} exited before it was ready; see its log", process.log_name);
+            bail!(
+                "{} exited before it was ready; see its log",
+                process.log_name
+            );
         }
         if Instant::now() > deadline {
             bail!("{url} did not answer 2xx within {START_TIMEOUT:?}");

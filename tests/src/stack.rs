@@ -39,7 +39,9 @@ impl TestDb {
             .await
             .context("creating the test database")?;
         let url = with_database(&server, &name);
-        clockworks::db::migrate(&url).await.context("migrating the test database")?;
+        clockworks::db::migrate(&url)
+            .await
+            .context("migrating the test database")?;
         Ok(TestDb { name, url })
     }
 
@@ -51,7 +53,10 @@ impl TestDb {
     pub async fn drop_database(&self) -> Result<()> {
         let admin = connect(&server_url()).await?;
         admin
-            .batch_execute(&format!("drop database if exists {} with (force)", self.name))
+            .batch_execute(&format!(
+                "drop database if exists {} with (force)",
+                self.name
+            ))
             .await?;
         Ok(())
     }
@@ -137,7 +142,14 @@ impl Stack {
         let scopes = scopes.join(",");
         let output = run_to_completion(
             "clockworks-api",
-            &["keys", "create", "--namespace", namespace, "--scopes", &scopes],
+            &[
+                "keys",
+                "create",
+                "--namespace",
+                namespace,
+                "--scopes",
+                &scopes,
+            ],
             &[("DATABASE_URL", self.db.url.as_str())],
         )
         .await?;

@@ -1,5 +1,6 @@
 //! The `api_keys` table.
 
+use jiff::Timestamp;
 use tokio_postgres::GenericClient;
 
 use crate::keys::{NewKey, Scopes};
@@ -25,7 +26,13 @@ pub async fn insert(
         .execute(
             "insert into api_keys (id, namespace, name, secret_hash, scopes)
              values ($1, $2, $3, $4, $5)",
-            &[&key.id, &namespace, &name, &key.secret_hash, &scopes.names()],
+            &[
+                &key.id,
+                &namespace,
+                &name,
+                &key.secret_hash,
+                &scopes.names(),
+            ],
         )
         .await?;
     Ok(())
@@ -66,4 +73,41 @@ pub async fn revoke(client: &impl GenericClient, id: &str) -> Result<bool, tokio
         )
         .await?;
     Ok(changed == 1)
+}
+
+/// A key as a listing shows it: who holds what, never the hash.
+#[derive(Debug, Clone)]
+pub struct KeySummary {
+    pub id: String,
+    pub name: String,
+    pub scopes: Scopes,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Every key of a namespace, revoked ones included, oldest first.
+pub async fn list(
+    client: &impl GenericClient,
+    namespace: &str,
+) -> Result<Vec<KeySummary>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "select id, name, scopes, created_at, revoked_at
+             from api_keys
+             where namespace = $1
+             order by created_at, id",
+            &[&namespace],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(KeySummary {
+                id: row.try_get(0)?,
+                name: row.try_get(1)?,
+                scopes: Scopes::from_names(&row.try_get::<_, Vec<String>>(2)?),
+                created_at: row.try_get(3)?,
+                revoked_at: row.try_get(4)?,
+            })
+        })
+        .collect()
 }

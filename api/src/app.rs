@@ -1,0 +1,184 @@
+//! The server: shared state, the public router with its layers (load shedding, body limit,
+//! request metrics), the admin router (metrics, health) and the two listeners with their
+//! graceful shutdown on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{BoxError, Router, middleware};
+use clockworks::config::redact_url;
+use clockworks::timer::Limits;
+use deadpool_postgres::Pool;
+use futures::FutureExt;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+
+use crate::auth::KeyCache;
+use crate::config::ServeArgs;
+use crate::database::Database;
+use crate::problem::ApiError;
+use crate::{health, observe, timers};
+
+/// How often histogram data is folded so that memory stays bounded between scrapes.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The Prometheus text exposition format.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What every handler may use. Cheap to clone: it is shared per request.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub keys: Arc<KeyCache>,
+    /// Limits applied to each timer definition.
+    pub limits: Limits,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// The state of a server configured by `args`, using `pool`.
+    pub fn new(args: &ServeArgs, pool: Pool) -> Self {
+        let db = Database::new(
+            pool,
+            Duration::from_millis(args.database.db_pool_wait_ms),
+            Duration::from_millis(args.db_query_timeout_ms),
+        );
+        Self {
+            db,
+            keys: Arc::new(KeyCache::new(Duration::from_millis(args.key_cache_ttl_ms))),
+            limits: Limits {
+                max_payload_bytes: args.max_payload_bytes,
+            },
+            max_body_bytes: args.max_body_bytes,
+        }
+    }
+}
+
+/// The public API. Requests beyond `max_in_flight` at once are shed with a 503 rather than
+/// queued, so an overloaded copy answers quickly and a load balancer can go elsewhere.
+pub fn router(state: AppState, max_in_flight: usize) -> Router {
+    let shed_load = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(max_in_flight));
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/v1/timers", post(timers::create))
+        .route("/v1/timers/{id}", get(timers::get).delete(timers::delete))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(shed_load)
+        .layer(middleware::from_fn(observe::record))
+        .with_state(state)
+}
+
+async fn overloaded(_: BoxError) -> ApiError {
+    ApiError::Overloaded
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// The admin port: Prometheus metrics and the same health checks as the public port.
+pub fn admin_router(state: AppState, prometheus: PrometheusHandle) -> Router {
+    let metrics = move |State(state): State<AppState>| async move {
+        record_pool_gauges(state.db.pool());
+        (
+            [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+            prometheus.render(),
+        )
+            .into_response()
+    };
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+}
+
+/// Pool gauges are read when scraped, so an idle process does no periodic work for them.
+fn record_pool_gauges(pool: &Pool) {
+    let status = pool.status();
+    let gauge = |state: &'static str, value: usize| {
+        metrics::gauge!("clockworks_db_pool_connections", "state" => state).set(value as f64);
+    };
+    gauge("idle", status.available);
+    gauge("in_use", status.size.saturating_sub(status.available));
+    gauge("max", status.max_size);
+}
+
+/// Runs the api until SIGTERM or Ctrl-C, then lets requests in flight finish.
+pub async fn serve(args: ServeArgs, prometheus: PrometheusHandle) -> anyhow::Result<()> {
+    let database_url = redact_url(&args.database.database_url);
+    if args.database.migrate_on_start {
+        let applied = clockworks::db::migrate(&args.database.database_url)
+            .await
+            .context("applying migrations at start")?;
+        tracing::info!(applied = ?applied, "migrations applied");
+    }
+
+    let pool = clockworks::db::pool(&args.database).context("configuring the database pool")?;
+    let state = AppState::new(&args, pool);
+    let public = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let admin = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("listening on {}", args.admin_listen))?;
+    let shutdown = shutdown_signal()?.shared();
+
+    tokio::spawn(run_metrics_upkeep(prometheus.clone()));
+    tracing::info!(
+        listen = %args.listen,
+        admin_listen = %args.admin_listen,
+        database = %database_url,
+        "clockworks-api serving"
+    );
+    let public = axum::serve(public, router(state.clone(), args.max_in_flight))
+        .with_graceful_shutdown(shutdown.clone());
+    let admin =
+        axum::serve(admin, admin_router(state, prometheus)).with_graceful_shutdown(shutdown);
+    tokio::try_join!(public.into_future(), admin.into_future())?;
+
+    tracing::info!("clockworks-api stopped");
+    Ok(())
+}
+
+/// Completes on the first SIGTERM or Ctrl-C. The SIGTERM handler is installed at once, so
+/// one sent while the listeners start is not lost.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down: finishing requests in flight");
+    })
+}
+
+async fn run_metrics_upkeep(prometheus: PrometheusHandle) {
+    let mut interval = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+    loop {
+        interval.tick().await;
+        prometheus.run_upkeep();
+    }
+}

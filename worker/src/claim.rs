@@ -1,0 +1,420 @@
+//! The claim loop, the heart of the worker. Each turn claims a batch of due timers in one
+//! transaction on a dedicated connection, publishes them with confirms, and only after every
+//! confirm advances them and records their fires in the same transaction; then it sleeps until
+//! the next timer is due (or an announcement says one is due sooner).
+//!
+//! A fire whose publication was not confirmed is never recorded: the transaction rolls back
+//! and the timers come due again for any worker. A fire confirmed but not committed (the
+//! worker died in between) is published again later with the same message id.
+
+use std::time::Duration;
+
+use clockworks::config::{AmqpArgs, redact_url};
+use clockworks::store::firing::{self, ClaimedTimer, SetAside};
+use jiff::Timestamp;
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::admin::{BROKER_CONNECTED, DATABASE_CONNECTED, Health};
+use crate::backoff::Backoff;
+use crate::fire::Fire;
+use crate::publish::{PublishError, Publisher};
+use crate::wake::{Clock, DueSignal};
+
+const FIRES_TOTAL: &str = "clockworks_fires_total";
+const FIRE_LATENESS: &str = "clockworks_fire_lateness_seconds";
+const CLAIM_BATCH_SIZE: &str = "clockworks_claim_batch_size";
+const CLAIM_DURATION: &str = "clockworks_claim_duration_seconds";
+const PUBLISH_CONFIRM: &str = "clockworks_publish_confirm_seconds";
+
+/// Longest sleep without asking the database what is due next, in case an announcement was
+/// lost.
+const SAFETY_RECHECK: Duration = Duration::from_secs(5);
+/// First and longest delay between reconnection attempts.
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// First and longest delay before claiming again a timer that is due but was not claimable:
+/// another worker holds it, or this claim's transaction began a hair before it came due.
+const HELD_RECHECK_FIRST: Duration = Duration::from_millis(2);
+const HELD_RECHECK_MAX: Duration = Duration::from_millis(250);
+
+/// What the claim loop needs to know.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub amqp: AmqpArgs,
+    pub batch_size: i64,
+    pub confirm_timeout: Duration,
+    pub claim_hold: Duration,
+}
+
+#[derive(Debug, Error)]
+enum BatchError {
+    #[error("database: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("broker: {0}")]
+    Broker(#[from] PublishError),
+}
+
+/// What to do after one turn of the loop.
+enum Next {
+    /// Go round again at once: the claim filled a whole batch, or a connection was lost.
+    Again,
+    /// Sleep until this instant unless an earlier due instant is announced.
+    SleepUntil(Instant),
+}
+
+/// A connection that may be down, and when to try opening it again.
+struct Link<T> {
+    open: Option<T>,
+    backoff: Backoff,
+    retry_at: Instant,
+}
+
+impl<T> Link<T> {
+    fn new() -> Link<T> {
+        Link {
+            open: None,
+            backoff: Backoff::new(RECONNECT_FIRST, RECONNECT_MAX),
+            retry_at: Instant::now(),
+        }
+    }
+
+    /// Forgets a failed connection; the next attempt waits the next backoff delay.
+    fn fail(&mut self) -> Option<T> {
+        self.retry_at = Instant::now() + self.backoff.next_delay();
+        self.open.take()
+    }
+}
+
+/// The claim loop with its two connections: PostgreSQL for claims and RabbitMQ for fires.
+pub struct ClaimLoop {
+    settings: Settings,
+    health: Health,
+    due: DueSignal,
+    clock: Clock,
+    database: Link<tokio_postgres::Client>,
+    broker: Link<Publisher>,
+    held_recheck: Backoff,
+}
+
+impl ClaimLoop {
+    pub fn new(settings: Settings, health: Health, due: DueSignal) -> ClaimLoop {
+        ClaimLoop {
+            settings,
+            health,
+            due,
+            clock: Clock::default(),
+            database: Link::new(),
+            broker: Link::new(),
+            held_recheck: Backoff::new(HELD_RECHECK_FIRST, HELD_RECHECK_MAX),
+        }
+    }
+
+    /// Claims and fires until `stop` turns true; a batch in flight is finished first.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        while !stopping(&stop) {
+            if let Next::SleepUntil(deadline) = self.turn().await {
+                self.sleep_until(deadline, &mut stop).await;
+            }
+        }
+
+        if let Some(publisher) = self.broker.open.take() {
+            publisher.close().await;
+        }
+        tracing::info!("stopped claiming");
+    }
+
+    async fn turn(&mut self) -> Next {
+        if let Err(retry_at) = self.connect_database().await {
+            return Next::SleepUntil(retry_at);
+        }
+        if let Err(retry_at) = self.connect_broker().await {
+            return Next::SleepUntil(retry_at);
+        }
+        let (Some(database), Some(publisher)) = (&mut self.database.open, &self.broker.open) else {
+            return Next::Again;
+        };
+
+        match fire_batch(database, publisher, &self.clock, &self.settings).await {
+            Ok(claimed) => {
+                self.database.backoff.reset();
+                self.broker.backoff.reset();
+                if i64::try_from(claimed).is_ok_and(|claimed| claimed >= self.settings.batch_size) {
+                    Next::Again
+                } else {
+                    self.plan_wake(claimed).await
+                }
+            }
+            Err(BatchError::Database(err)) => {
+                tracing::warn!(cause = %err, "a claim failed on the database; reconnecting");
+                self.lose_database();
+                Next::Again
+            }
+            Err(BatchError::Broker(err)) => {
+                tracing::warn!(cause = %err, "a batch was not confirmed; rolled back");
+                self.lose_broker().await;
+                Next::Again
+            }
+        }
+    }
+
+    /// Opens the claiming connection unless it is open; `Err` holds when to try again.
+    async fn connect_database(&mut self) -> Result<(), Instant> {
+        match &self.database.open {
+            Some(client) if !client.is_closed() => return Ok(()),
+            Some(_) => {
+                tracing::warn!("the claiming database connection closed");
+                self.lose_database();
+            }
+            None => {}
+        }
+        if Instant::now() < self.database.retry_at {
+            return Err(self.database.retry_at);
+        }
+
+        match open_claim_session(&self.settings).await {
+            Ok(client) => {
+                tracing::info!(
+                    database.url = %redact_url(&self.settings.database_url),
+                    "connected to the database"
+                );
+                self.database.open = Some(client);
+                self.health.set_database(true);
+                Ok(())
+            }
+            Err(err) => {
+                tracing::warn!(cause = %err, "connecting to the database failed");
+                self.lose_database();
+                Err(self.database.retry_at)
+            }
+        }
+    }
+
+    /// Connects to the broker unless connected; `Err` holds when to try again.
+    async fn connect_broker(&mut self) -> Result<(), Instant> {
+        match &self.broker.open {
+            Some(publisher) if publisher.is_connected() => return Ok(()),
+            Some(_) => {
+                tracing::warn!("the broker connection closed");
+                self.lose_broker().await;
+            }
+            None => {}
+        }
+        if Instant::now() < self.broker.retry_at {
+            return Err(self.broker.retry_at);
+        }
+
+        match Publisher::connect(&self.settings.amqp, &self.health).await {
+            Ok(publisher) => {
+                self.broker.open = Some(publisher);
+                self.health.set_broker(true);
+                Ok(())
+            }
+            Err(err) => {
+                tracing::warn!(cause = %err, "connecting to the broker failed");
+                self.lose_broker().await;
+                Err(self.broker.retry_at)
+            }
+        }
+    }
+
+    fn lose_database(&mut self) {
+        self.health.set_database(false);
+        self.database.fail();
+    }
+
+    async fn lose_broker(&mut self) {
+        self.health.set_broker(false);
+        if let Some(publisher) = self.broker.fail() {
+            publisher.close().await;
+        }
+    }
+
+    /// After a partial batch: asks the database when the next timer is due (which also
+    /// measures the clock offset) and decides how long to sleep.
+    async fn plan_wake(&mut self, claimed: usize) -> Next {
+        let Some(database) = &self.database.open else {
+            return Next::Again;
+        };
+
+        // Every announcement received until now is covered by the answer to this query.
+        self.due.take();
+        let sent_at = Timestamp::now();
+        let probe = match firing::earliest_due(database).await {
+            Ok(probe) => probe,
+            Err(err) => {
+                tracing::warn!(cause = %err, "asking the database what is due failed");
+                self.lose_database();
+                return Next::Again;
+            }
+        };
+        self.clock
+            .observe(sent_at, probe.database_now, Timestamp::now());
+
+        let now = Instant::now();
+        match probe.earliest_due {
+            Some(due) if due <= probe.database_now && claimed == 0 => {
+                Next::SleepUntil(now + self.held_recheck.next_delay())
+            }
+            Some(due) if due <= probe.database_now => {
+                self.held_recheck.reset();
+                Next::Again
+            }
+            Some(due) => {
+                self.held_recheck.reset();
+                Next::SleepUntil(self.clock.local_instant(due).min(now + SAFETY_RECHECK))
+            }
+            None => {
+                self.held_recheck.reset();
+                Next::SleepUntil(now + SAFETY_RECHECK)
+            }
+        }
+    }
+
+    /// Sleeps until `deadline`, or until an announced due instant comes first, or until the
+    /// worker is asked to stop.
+    async fn sleep_until(&mut self, mut deadline: Instant, stop: &mut watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => return,
+                _ = stop.changed() => return,
+                announced = self.due.announced() => {
+                    deadline = deadline.min(self.clock.local_instant(announced));
+                }
+            }
+        }
+    }
+}
+
+fn stopping(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || stop.has_changed().is_err()
+}
+
+/// The dedicated claiming connection, with the claim hold bounding its transactions.
+async fn open_claim_session(
+    settings: &Settings,
+) -> Result<tokio_postgres::Client, clockworks::db::DbError> {
+    let client = clockworks::db::connect(&settings.database_url).await?;
+    firing::limit_claim_hold(&client, settings.claim_hold).await?;
+    Ok(client)
+}
+
+/// One claim transaction: claim, set aside what cannot fire, publish with confirms, record,
+/// commit. Returns how many timers it claimed.
+async fn fire_batch(
+    database: &mut tokio_postgres::Client,
+    publisher: &Publisher,
+    clock: &Clock,
+    settings: &Settings,
+) -> Result<usize, BatchError> {
+    let transaction = database.transaction().await?;
+
+    let claim_started = Instant::now();
+    let claimed = firing::claim_due(&transaction, settings.batch_size).await?;
+    histogram!(CLAIM_DURATION).record(claim_started.elapsed().as_secs_f64());
+    if claimed.is_empty() {
+        transaction.commit().await?;
+        return Ok(0);
+    }
+    let claimed_count = claimed.len();
+    histogram!(CLAIM_BATCH_SIZE).record(claimed_count as f64);
+
+    let now = firing::transaction_now(&transaction).await?;
+    let fired_at = to_stored_precision(clock.database_now().max(now));
+    let (fires, set_aside) = build_fires(claimed, now, fired_at);
+    if !set_aside.is_empty() {
+        firing::set_aside(&transaction, &set_aside).await?;
+    }
+
+    let mut confirmed_at = fired_at;
+    if !fires.is_empty() {
+        let publish_started = Instant::now();
+        if let Err(err) = publisher.publish(&fires, settings.confirm_timeout).await {
+            counter!(FIRES_TOTAL, "outcome" => "unconfirmed").increment(fires.len() as u64);
+            // The rows are unlocked as they were: due again, for any worker.
+            let _ = transaction.rollback().await;
+            return Err(err.into());
+        }
+        histogram!(PUBLISH_CONFIRM).record(publish_started.elapsed().as_secs_f64());
+        confirmed_at = clock.database_now().max(fired_at);
+
+        let records: Vec<_> = fires.iter().map(|fire| fire.record(fired_at)).collect();
+        firing::mark_fired(&transaction, &records).await?;
+    }
+    transaction.commit().await?;
+
+    record_outcomes(&fires, &set_aside, confirmed_at);
+    tracing::debug!(
+        batch.claimed = claimed_count,
+        batch.fired = fires.len(),
+        batch.set_aside = set_aside.len(),
+        "fired a batch"
+    );
+    Ok(claimed_count)
+}
+
+/// PostgreSQL keeps microseconds; the message and the row must show the same instant.
+fn to_stored_precision(instant: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(instant.as_microsecond()).unwrap_or(instant)
+}
+
+fn build_fires(
+    claimed: Vec<ClaimedTimer>,
+    now: Timestamp,
+    fired_at: Timestamp,
+) -> (Vec<Fire>, Vec<SetAside>) {
+    let mut fires = Vec::with_capacity(claimed.len());
+    let mut set_aside = Vec::new();
+    for timer in claimed {
+        match Fire::build(timer, now, fired_at) {
+            Ok(fire) => fires.push(fire),
+            Err(aside) => set_aside.push(aside),
+        }
+    }
+    (fires, set_aside)
+}
+
+fn record_outcomes(fires: &[Fire], set_aside: &[SetAside], confirmed_at: Timestamp) {
+    counter!(FIRES_TOTAL, "outcome" => "delivered").increment(fires.len() as u64);
+    if !set_aside.is_empty() {
+        counter!(FIRES_TOTAL, "outcome" => "failed").increment(set_aside.len() as u64);
+    }
+    let lateness = histogram!(FIRE_LATENESS);
+    for fire in fires {
+        lateness.record(
+            confirmed_at
+                .duration_since(fire.due_at)
+                .as_secs_f64()
+                .max(0.0),
+        );
+    }
+}
+
+/// Gives every metric of the fire path its help text.
+pub fn describe_metrics() {
+    describe_counter!(
+        FIRES_TOTAL,
+        "Fires by outcome: delivered (confirmed and recorded), failed (timer set aside), \
+         unconfirmed (rolled back, to be fired again)"
+    );
+    describe_histogram!(
+        FIRE_LATENESS,
+        Unit::Seconds,
+        "Time from a fire's due instant to the broker's confirm, by the database clock"
+    );
+    describe_histogram!(CLAIM_BATCH_SIZE, "Timers claimed by one non-empty claim");
+    describe_histogram!(CLAIM_DURATION, Unit::Seconds, "Duration of the claim query");
+    describe_histogram!(
+        PUBLISH_CONFIRM,
+        Unit::Seconds,
+        "Time to publish a batch and receive every confirm"
+    );
+    describe_gauge!(BROKER_CONNECTED, "1 while the broker is connected");
+    describe_gauge!(
+        DATABASE_CONNECTED,
+        "1 while the claiming database connection is open"
+    );
+}
