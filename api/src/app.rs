@@ -10,7 +10,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{BoxError, Router, middleware};
 use clockworks::config::redact_url;
 use clockworks::timer::Limits;
@@ -26,7 +26,7 @@ use crate::auth::KeyCache;
 use crate::config::ServeArgs;
 use crate::database::Database;
 use crate::problem::ApiError;
-use crate::{health, observe, timers};
+use crate::{groups, health, lifecycle, listing, observe, operations, preview, timers};
 
 /// How often histogram data is folded so that memory stays bounded between scrapes.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -77,6 +77,24 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/v1/timers", post(timers::create))
         .route("/v1/timers/{id}", get(timers::get).delete(timers::delete))
+        .route("/v1/timers", get(listing::list))
+        .route("/v1/timers/{id}", put(timers::replace))
+        .route("/v1/timers/{id}/pause", post(lifecycle::pause))
+        .route("/v1/timers/{id}/resume", post(lifecycle::resume))
+        .route("/v1/timers/{id}/trigger", post(lifecycle::trigger))
+        .route("/v1/timers/{id}/fires", get(listing::fires))
+        .route("/v1/timers/{id}/preview", get(preview::stored))
+        .route("/v1/schedules/preview", post(preview::unstored))
+        .route(
+            "/v1/timers",
+            put(operations::replace_many).delete(operations::delete_many),
+        )
+        .route("/v1/operations", get(operations::list))
+        .route("/v1/operations/{id}", get(operations::get))
+        .route("/v1/groups", get(groups::list))
+        .route("/v1/groups/{group}", delete(groups::delete))
+        .route("/v1/groups/{group}/pause", post(groups::pause))
+        .route("/v1/groups/{group}/resume", post(groups::resume))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

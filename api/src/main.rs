@@ -4,7 +4,12 @@
 //! - [`config`]: the command line and every setting.
 //! - [`app`]: shared state, routers, layers, listeners and shutdown.
 //! - [`auth`]: bearer keys and scopes. [`body`]: JSON request bodies.
-//! - [`timers`]: the timer routes. [`health`]: liveness and readiness.
+//! - [`timers`]: the timer routes; [`conditional`]: `If-Match` and `If-None-Match`.
+//! - [`lifecycle`]: pause, resume and trigger. [`listing`]: the timer list and fire history.
+//! - [`preview`]: the next fires of a timer or a schedule. [`query`]: query strings.
+//! - [`health`]: liveness and readiness.
+//! - [`operations`]: batch requests and their operations. [`groups`]: group listing and
+//!   actions.
 //! - [`problem`]: the API error type and its problem details.
 //! - [`database`]: time-bounded database access. [`observe`]: request metrics and logs.
 //! - [`keys_cmd`]: the `keys` commands.
@@ -12,12 +17,19 @@
 mod app;
 mod auth;
 mod body;
+mod conditional;
 mod config;
 mod database;
+mod groups;
 mod health;
 mod keys_cmd;
+mod lifecycle;
+mod listing;
 mod observe;
+mod operations;
+mod preview;
 mod problem;
+mod query;
 mod timers;
 
 use clap::Parser;

@@ -5,6 +5,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clockworks::keys::Scope;
+use clockworks::lifecycle::Action;
+use clockworks::timer::TimerState;
 use clockworks::validation::FieldError;
 use serde_json::json;
 use thiserror::Error;
@@ -47,6 +49,19 @@ pub enum ApiError {
     /// 409: a create under a taken id with another definition.
     #[error("timer {id:?} already exists with a different definition")]
     Conflict { id: String },
+    /// 409: the timer's state does not allow the action.
+    #[error("timer {id:?} is {state} and cannot be asked to {action}")]
+    InvalidState {
+        id: String,
+        state: TimerState,
+        action: Action,
+    },
+    /// 412: an `If-Match` or `If-None-Match` that does not hold; nothing was changed.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// 409: an `Idempotency-Key` used before with another request.
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
     /// 404: no route has this path.
     #[error("no such route")]
     NotFound,
@@ -90,7 +105,9 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::InvalidState { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::IdempotencyKeyReused => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -114,6 +131,15 @@ impl ApiError {
                 ("/problems/payload-too-large", "Request body too large")
             }
             ApiError::Conflict { .. } => ("/problems/conflict", "Conflict"),
+            ApiError::InvalidState { .. } => {
+                ("/problems/invalid-state", "Not allowed in this state")
+            }
+            ApiError::PreconditionFailed(_) => {
+                ("/problems/precondition-failed", "Precondition failed")
+            }
+            ApiError::IdempotencyKeyReused => {
+                ("/problems/idempotency-key-reused", "Idempotency key reused")
+            }
             ApiError::NotFound => ("/problems/not-found", "Not found"),
             ApiError::MethodNotAllowed => ("/problems/method-not-allowed", "Method not allowed"),
             ApiError::Overloaded | ApiError::Unavailable(_) => {

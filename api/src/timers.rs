@@ -1,33 +1,35 @@
-//! The single-timer routes: create (`POST /v1/timers`), read and delete
-//! (`GET`/`DELETE /v1/timers/{id}`). A timer that does not exist in the caller's namespace
-//! is answered 200 with an empty body, whether or not another namespace has that id.
+//! The single-timer routes: create (`POST /v1/timers`), create or replace
+//! (`PUT /v1/timers/{id}`), read and delete (`GET`/`DELETE /v1/timers/{id}`). A timer that
+//! does not exist in the caller's namespace is answered 200 with an empty body, whether or
+//! not another namespace has that id. Every answer with a timer carries its version as the
+//! ETag, which `If-Match` on a `PUT` compares ([`crate::conditional`]).
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use clockworks::store::timers::{self, Created};
+use clockworks::store::timers::{self, Created, Precondition, Put};
 use clockworks::timer::{NewTimer, Timer, generate_id, validate_id};
 use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::{Caller, ReadTimers, WriteTimers};
 use crate::body::JsonBody;
+use crate::conditional::Conditions;
+use crate::operations::{self, IdempotencyKey};
 use crate::problem::ApiError;
 
-/// `POST /v1/timers`. A JSON object creates one timer. A JSON array is the batch form,
-/// which this build does not accept: it is refused here, the one place requests split by
+/// `POST /v1/timers`. A JSON object creates one timer; a JSON array is a batch, accepted
+/// as an operation ([`operations::create_many`]). This is the one place requests split by
 /// shape.
 pub async fn create(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     match body {
-        Value::Array(_) => Err(ApiError::Invalid {
-            detail: "expected a JSON object".to_owned(),
-            errors: Vec::new(),
-        }),
+        Value::Array(_) => operations::create_many(&caller, &state, key, body).await,
         body => create_one(&caller, &state, &body).await,
     }
 }
@@ -63,17 +65,99 @@ async fn create_one(
                 next_fire_at = ?timer.next_fire_at,
                 "timer created"
             );
-            let location = HeaderValue::from_str(&format!("/v1/timers/{}", timer.id))
-                .map_err(|err| ApiError::Internal(err.into()))?;
-            let mut response = timer_response(StatusCode::CREATED, &timer);
-            response.headers_mut().insert(header::LOCATION, location);
-            Ok(response)
+            created_response(&timer)
         }
         Created::Existing(timer) if timer.has_definition(&new.definition) => {
             Ok(timer_response(StatusCode::OK, &timer))
         }
         Created::Existing(timer) => Err(ApiError::Conflict { id: timer.id }),
     }
+}
+
+/// `PUT /v1/timers/{id}`: creates the timer (201) or replaces its definition (200), if the
+/// request's precondition holds (412 otherwise). An `id` in the body must be the path's.
+pub async fn replace(
+    caller: Caller<WriteTimers>,
+    State(state): State<AppState>,
+    TimerId(id): TimerId,
+    Conditions(precondition): Conditions,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let new = NewTimer::from_json(&body, state.limits).map_err(ApiError::invalid_fields)?;
+    if new.id.as_ref().is_some_and(|body_id| *body_id != id) {
+        return Err(ApiError::invalid_field(
+            "id",
+            format!("must be the id in the path ({id:?}) or be left out"),
+        ));
+    }
+
+    let mut client = state.db.connection().await?;
+    let put = state
+        .db
+        .bounded(timers::put(
+            &mut **client,
+            &caller.namespace,
+            &id,
+            &new.definition,
+            &precondition,
+        ))
+        .await?;
+
+    match put {
+        Put::Created(timer) => {
+            metrics::counter!("clockworks_timers_created_total").increment(1);
+            tracing::debug!(
+                namespace = %caller.namespace,
+                key.id = %caller.key_id,
+                timer.id = %timer.id,
+                next_fire_at = ?timer.next_fire_at,
+                "timer created by a put"
+            );
+            created_response(&timer)
+        }
+        Put::Replaced(timer) => {
+            metrics::counter!("clockworks_timers_replaced_total").increment(1);
+            tracing::debug!(
+                namespace = %caller.namespace,
+                key.id = %caller.key_id,
+                timer.id = %timer.id,
+                timer.version = timer.version,
+                next_fire_at = ?timer.next_fire_at,
+                "timer replaced"
+            );
+            Ok(timer_response(StatusCode::OK, &timer))
+        }
+        Put::PreconditionFailed { current_version } => Err(ApiError::PreconditionFailed(
+            precondition_failure(&id, &precondition, current_version),
+        )),
+    }
+}
+
+/// Says why a precondition failed, from what the request asked and what was there.
+fn precondition_failure(
+    id: &str,
+    precondition: &Precondition,
+    current_version: Option<i64>,
+) -> String {
+    match (precondition, current_version) {
+        (Precondition::Absent, _) => {
+            format!("timer {id:?} exists, and If-None-Match: * asks to create only")
+        }
+        (_, None) => format!("there is no timer {id:?} for If-Match to match"),
+        (_, Some(version)) => format!(
+            "timer {id:?} is at version {version} (ETag \"{version}\"), which If-Match does \
+             not name"
+        ),
+    }
+}
+
+/// 201 with the new timer and its `Location`.
+fn created_response(timer: &Timer) -> Result<Response, ApiError> {
+    let location = HeaderValue::from_str(&format!("/v1/timers/{}", timer.id))
+        .map_err(|err| ApiError::Internal(err.into()))?;
+    let mut response = timer_response(StatusCode::CREATED, timer);
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
 }
 
 /// `GET /v1/timers/{id}`.
@@ -122,7 +206,7 @@ pub async fn delete(
 }
 
 /// A timer as the body of a response, with its version as the ETag.
-fn timer_response(status: StatusCode, timer: &Timer) -> Response {
+pub fn timer_response(status: StatusCode, timer: &Timer) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", timer.version))
         .expect("a quoted number is a valid header value");
     (status, [(header::ETAG, etag)], axum::Json(timer.to_json())).into_response()

@@ -9,7 +9,8 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::schedule::Schedule;
+use crate::duration::Millis;
+use crate::schedule::{MAX_PREVIEW_FIRES, Schedule};
 use crate::validation::{Errors, FieldError};
 
 /// Longest client-chosen timer id.
@@ -26,11 +27,15 @@ pub const MAX_HEADER_NAME_LEN: usize = 128;
 pub const MAX_HEADER_VALUE_LEN: usize = 1024;
 /// Prefix of the headers the service sets itself; clients may not set headers with it.
 pub const RESERVED_HEADER_PREFIX: &str = "clockworks-";
+/// The shortest `expire_after`. Every fire is some milliseconds late (claim, publish,
+/// confirm), so a shorter span would expire fires that are on time.
+pub const MIN_EXPIRE_AFTER: Millis = Millis::SECOND;
 
 /// Fields the service sets; a client that sends them is told they cannot be written.
-const READ_ONLY_FIELDS: [&str; 8] = [
+const READ_ONLY_FIELDS: [&str; 9] = [
     "state",
     "next_fire_at",
+    "triggered_at",
     "fire_count",
     "last_fired_at",
     "failure_reason",
@@ -48,6 +53,9 @@ pub struct TimerDefinition {
     pub routing_key: String,
     pub payload: Value,
     pub headers: BTreeMap<String, String>,
+    /// A fire later than its scheduled instant plus this span is recorded as expired and not
+    /// published.
+    pub expire_after: Option<Millis>,
 }
 
 /// A create request: a definition and, optionally, the client's own id.
@@ -92,6 +100,7 @@ impl NewTimer {
                 "routing_key",
                 "payload",
                 "headers",
+                "expire_after",
             ]
             .contains(&key.as_str())
             {
@@ -145,6 +154,7 @@ impl NewTimer {
             );
         }
         let headers = parse_headers(object.get("headers"), &mut errors);
+        let expire_after = parse_expire_after(object.get("expire_after"), &mut errors);
 
         match (schedule, routing_key) {
             (Some(schedule), Some(routing_key)) if errors.is_empty() => Ok(NewTimer {
@@ -155,6 +165,7 @@ impl NewTimer {
                     routing_key,
                     payload,
                     headers,
+                    expire_after,
                 },
             }),
             _ => Err(errors.into_vec()),
@@ -201,7 +212,8 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_group(group: &str) -> Result<(), String> {
+/// A group label: 1 to 128 characters, no control characters.
+pub fn validate_group(group: &str) -> Result<(), String> {
     if group.is_empty() || group.len() > MAX_GROUP_LEN {
         return Err(format!("must be 1 to {MAX_GROUP_LEN} characters long"));
     }
@@ -277,6 +289,25 @@ fn parse_headers(value: Option<&Value>, errors: &mut Errors) -> BTreeMap<String,
     headers
 }
 
+/// Reads `expire_after`: a duration of at least [`MIN_EXPIRE_AFTER`], or null for none.
+fn parse_expire_after(value: Option<&Value>, errors: &mut Errors) -> Option<Millis> {
+    let value = value.filter(|value| !value.is_null())?;
+    match Millis::from_json(value) {
+        Ok(span) if span < MIN_EXPIRE_AFTER => {
+            errors.add(
+                "expire_after",
+                format!("must be at least {MIN_EXPIRE_AFTER}"),
+            );
+            None
+        }
+        Ok(span) => Some(span),
+        Err(detail) => {
+            errors.add("expire_after", detail);
+            None
+        }
+    }
+}
+
 /// Where a timer is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerState {
@@ -323,7 +354,8 @@ impl FromStr for TimerState {
     }
 }
 
-/// A stored timer, as read from the database.
+/// A stored timer, as read from the database. `state` and `next_fire_at` are the timer's
+/// own, those of its schedule, even while a trigger is pending (`triggered_at`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timer {
     pub namespace: String,
@@ -336,8 +368,14 @@ pub struct Timer {
     pub routing_key: String,
     pub payload: Value,
     pub headers: Value,
+    pub expire_after: Option<Millis>,
     pub state: TimerState,
+    /// The slot the schedule waits for: the next fire of a scheduled timer, the slot a
+    /// paused one was waiting for when it was paused. `None` once completed or failed.
     pub next_fire_at: Option<Timestamp>,
+    /// When a fire requested out of schedule (`/trigger`) and not made yet was requested;
+    /// it fires at once, then the timer goes on with `state` and `next_fire_at`.
+    pub triggered_at: Option<Timestamp>,
     pub fire_count: i64,
     pub last_fired_at: Option<Timestamp>,
     pub failure_reason: Option<String>,
@@ -356,6 +394,7 @@ impl Timer {
             "routing_key": self.routing_key,
             "payload": self.payload,
             "headers": self.headers,
+            "expire_after": self.expire_after.map(|span| span.to_string()),
             "state": self.state.as_str(),
             "next_fire_at": self.next_fire_at,
             "fire_count": self.fire_count,
@@ -364,10 +403,38 @@ impl Timer {
             "updated_at": self.updated_at,
             "version": self.version,
         });
+        if let Some(triggered_at) = self.triggered_at {
+            body["triggered_at"] = json!(triggered_at);
+        }
         if let Some(reason) = &self.failure_reason {
             body["failure_reason"] = Value::String(reason.clone());
         }
         body
+    }
+
+    /// The next fires of this timer as its schedule would make them if none were missed: the
+    /// slot it waits for (`next_fire_at`, in the past for a long-paused timer), then the
+    /// slots after it, within the schedule's `end_at` and what is left of `max_fires`. At
+    /// most `count`, at most [`MAX_PREVIEW_FIRES`]. A completed or failed timer has none; a
+    /// pending trigger is not part of the schedule and is not listed.
+    pub fn upcoming_fires(&self, count: usize) -> Result<Vec<Timestamp>, String> {
+        let Some(pending) = self.next_fire_at else {
+            return Ok(Vec::new());
+        };
+        let schedule = Schedule::from_stored(&self.schedule)?;
+        let left = schedule.max_fires().map_or(usize::MAX, |max_fires| {
+            usize::try_from(max_fires.saturating_sub(self.fire_count)).unwrap_or(0)
+        });
+        let count = count.min(MAX_PREVIEW_FIRES).min(left);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+
+        let mut fires = vec![pending];
+        if schedule.is_recurring() {
+            fires.extend(schedule.preview(pending, count - 1));
+        }
+        Ok(fires)
     }
 
     /// Whether this stored timer has exactly `definition` (the test for a safe retry).
@@ -377,6 +444,7 @@ impl Timer {
             && self.routing_key == definition.routing_key
             && self.payload == definition.payload
             && self.headers == json!(definition.headers)
+            && self.expire_after == definition.expire_after
     }
 }
 
@@ -457,5 +525,97 @@ mod tests {
     fn missing_required_fields_are_named() {
         let errors = NewTimer::from_json(&json!({}), Limits::default()).unwrap_err();
         assert_eq!(fields(&errors), ["routing_key", "schedule"]);
+    }
+
+    fn stored(schedule: Value, next_fire_at: &str, fire_count: i64) -> Timer {
+        let instant: Timestamp = next_fire_at.parse().unwrap();
+        Timer {
+            namespace: "acme".to_owned(),
+            id: "t1".to_owned(),
+            uid: Uuid::now_v7(),
+            group: None,
+            schedule: Schedule::from_json(&schedule).unwrap().to_json(),
+            routing_key: "k".to_owned(),
+            payload: Value::Null,
+            headers: json!({}),
+            expire_after: None,
+            state: TimerState::Scheduled,
+            next_fire_at: Some(instant),
+            triggered_at: None,
+            fire_count,
+            last_fired_at: None,
+            failure_reason: None,
+            version: 1,
+            created_at: instant,
+            updated_at: instant,
+        }
+    }
+
+    #[test]
+    fn upcoming_fires_start_at_the_pending_slot_and_stay_on_the_grid() {
+        let timer = stored(json!({"every": "1m"}), "2027-01-01T00:00:30Z", 4);
+        let fires: Vec<String> = timer
+            .upcoming_fires(3)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            fires,
+            [
+                "2027-01-01T00:00:30Z",
+                "2027-01-01T00:01:30Z",
+                "2027-01-01T00:02:30Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn upcoming_fires_follow_dst_and_what_is_left_of_max_fires() {
+        let cron = json!({"cron": "30 2 * * *", "timezone": "America/New_York"});
+        let timer = stored(cron, "2027-03-13T07:30:00Z", 0);
+        let fires: Vec<String> = timer
+            .upcoming_fires(3)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            fires,
+            [
+                "2027-03-13T07:30:00Z",
+                "2027-03-14T07:00:00Z",
+                "2027-03-15T06:30:00Z"
+            ]
+        );
+
+        let limited = stored(
+            json!({"every": "1s", "max_fires": 5}),
+            "2027-01-01T00:00:00Z",
+            3,
+        );
+        assert_eq!(limited.upcoming_fires(10).unwrap().len(), 2);
+        let once = stored(json!({"after": "1h"}), "2027-01-01T00:00:00Z", 0);
+        assert_eq!(once.upcoming_fires(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn expire_after_is_a_duration_of_at_least_a_second() {
+        let with = |expire_after: Value| {
+            NewTimer::from_json(
+                &json!({"schedule": {"every": "1m"}, "routing_key": "k",
+                        "expire_after": expire_after}),
+                Limits::default(),
+            )
+        };
+        let timer = with(json!("PT90S")).unwrap();
+        assert_eq!(
+            timer.definition.expire_after,
+            Some(Millis::from_millis(90_000).unwrap())
+        );
+        assert_eq!(with(Value::Null).unwrap().definition.expire_after, None);
+        for refused in [json!("500ms"), json!(0), json!("soon"), json!(-1)] {
+            assert_eq!(fields(&with(refused).unwrap_err()), ["expire_after"]);
+        }
     }
 }

@@ -6,6 +6,8 @@
 //! A fire whose publication was not confirmed is never recorded: the transaction rolls back
 //! and the timers come due again for any worker. A fire confirmed but not committed (the
 //! worker died in between) is published again later with the same message id.
+//! A fire later than its timer's `expire_after` allows is recorded as expired in the same
+//! transaction, counted, and never published.
 
 use std::time::Duration;
 
@@ -329,31 +331,60 @@ async fn fire_batch(
         firing::set_aside(&transaction, &set_aside).await?;
     }
 
-    let mut confirmed_at = fired_at;
-    if !fires.is_empty() {
-        let publish_started = Instant::now();
-        if let Err(err) = publisher.publish(&fires, settings.confirm_timeout).await {
-            counter!(FIRES_TOTAL, "outcome" => "unconfirmed").increment(fires.len() as u64);
-            // The rows are unlocked as they were: due again, for any worker.
-            let _ = transaction.rollback().await;
-            return Err(err.into());
-        }
-        histogram!(PUBLISH_CONFIRM).record(publish_started.elapsed().as_secs_f64());
-        confirmed_at = clock.database_now().max(fired_at);
-
-        let records: Vec<_> = fires.iter().map(|fire| fire.record(fired_at)).collect();
-        firing::mark_fired(&transaction, &records).await?;
+    // Fires too late for their timer's expire_after are recorded and not published.
+    let (expired, fires): (Vec<Fire>, Vec<Fire>) = fires.into_iter().partition(|fire| fire.expired);
+    if !expired.is_empty() {
+        let records: Vec<_> = expired.iter().map(|fire| fire.record(fired_at)).collect();
+        firing::mark_expired(&transaction, &records).await?;
     }
+
+    let confirmed_at = if fires.is_empty() {
+        fired_at
+    } else {
+        match publish_and_record(&transaction, publisher, &fires, fired_at, clock, settings).await {
+            Ok(confirmed_at) => confirmed_at,
+            Err(err) => {
+                // Rolling back unlocks the rows as they were: due again, for any worker.
+                let _ = transaction.rollback().await;
+                return Err(err);
+            }
+        }
+    };
     transaction.commit().await?;
 
     record_outcomes(&fires, &set_aside, confirmed_at);
+    record_expired(&expired, fired_at);
     tracing::debug!(
         batch.claimed = claimed_count,
         batch.fired = fires.len(),
+        batch.expired = expired.len(),
         batch.set_aside = set_aside.len(),
         "fired a batch"
     );
     Ok(claimed_count)
+}
+
+/// Publishes the fires and, once every one is confirmed, records them in the claiming
+/// transaction. Returns when the confirms arrived, by the database clock.
+async fn publish_and_record(
+    transaction: &tokio_postgres::Transaction<'_>,
+    publisher: &Publisher,
+    fires: &[Fire],
+    fired_at: Timestamp,
+    clock: &Clock,
+    settings: &Settings,
+) -> Result<Timestamp, BatchError> {
+    let publish_started = Instant::now();
+    if let Err(err) = publisher.publish(fires, settings.confirm_timeout).await {
+        counter!(FIRES_TOTAL, "outcome" => "unconfirmed").increment(fires.len() as u64);
+        return Err(err.into());
+    }
+    histogram!(PUBLISH_CONFIRM).record(publish_started.elapsed().as_secs_f64());
+    let confirmed_at = clock.database_now().max(fired_at);
+
+    let records: Vec<_> = fires.iter().map(|fire| fire.record(fired_at)).collect();
+    firing::mark_fired(transaction, &records).await?;
+    Ok(confirmed_at)
 }
 
 /// PostgreSQL keeps microseconds; the message and the row must show the same instant.
@@ -393,11 +424,28 @@ fn record_outcomes(fires: &[Fire], set_aside: &[SetAside], confirmed_at: Timesta
     }
 }
 
+fn record_expired(expired: &[Fire], decided_at: Timestamp) {
+    if expired.is_empty() {
+        return;
+    }
+    counter!(FIRES_TOTAL, "outcome" => "expired").increment(expired.len() as u64);
+    for fire in expired {
+        tracing::debug!(
+            timer.uid = %fire.uid,
+            fire.seq = fire.fire_seq,
+            fire.due_at = %fire.due_at,
+            lateness_ms = decided_at.duration_since(fire.due_at).as_millis(),
+            "fire expired; not published"
+        );
+    }
+}
+
 /// Gives every metric of the fire path its help text.
 pub fn describe_metrics() {
     describe_counter!(
         FIRES_TOTAL,
-        "Fires by outcome: delivered (confirmed and recorded), failed (timer set aside), \
+        "Fires by outcome: delivered (confirmed and recorded), expired (later than the \
+         timer's expire_after; recorded, not published), failed (timer set aside), \
          unconfirmed (rolled back, to be fired again)"
     );
     describe_histogram!(

@@ -1,6 +1,10 @@
 //! One fire of one claimed timer: the AMQP message the contract prescribes (see
-//! [`clockworks::message`]) and where the timer's schedule goes next. Building it touches
-//! neither the database nor the broker; a timer it cannot be built for is set aside.
+//! [`clockworks::message`]), where the timer's schedule goes next, and whether the fire came
+//! too late to be published (`expire_after`). Building it touches neither the database nor
+//! the broker; a timer it cannot be built for is set aside.
+//!
+//! A fire requested out of schedule (`/trigger`) does not advance the schedule: the timer
+//! goes back to the slot it was waiting for.
 //!
 //! Headers: `clockworks-timer-id`, `clockworks-namespace` and `clockworks-scheduled-at`
 //! (RFC 3339) are strings; `clockworks-fire-seq` is a long-long integer. The timer's own
@@ -12,7 +16,7 @@ use clockworks::message::{
 };
 use clockworks::schedule::Schedule;
 use clockworks::store::firing::{ClaimedTimer, FiredTimer, SetAside};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use serde_json::Value;
@@ -29,6 +33,8 @@ pub struct Fire {
     pub due_at: Timestamp,
     /// The fire after this one, or `None` when this is the last.
     pub next_fire_at: Option<Timestamp>,
+    /// Later than the timer's `expire_after` allows: recorded as expired, never published.
+    pub expired: bool,
     pub routing_key: ShortString,
     pub properties: BasicProperties,
     pub body: Vec<u8>,
@@ -60,6 +66,9 @@ impl Fire {
             }
         };
 
+        let expired = timer.expire_after_ms.is_some_and(|expire_after_ms| {
+            fired_at.duration_since(timer.due_at) > SignedDuration::from_millis(expire_after_ms)
+        });
         let event = FiredEvent {
             timer_id: timer.id,
             namespace: timer.namespace,
@@ -76,6 +85,7 @@ impl Fire {
             fire_seq,
             due_at: timer.due_at,
             next_fire_at: route.next_fire_at,
+            expired,
             routing_key: route.routing_key,
             properties: route.properties,
             body,
@@ -111,7 +121,11 @@ impl Route {
     ) -> Result<Route, String> {
         let schedule = Schedule::from_stored(&timer.schedule)
             .map_err(|detail| format!("the stored schedule cannot be read: {detail}"))?;
-        let next_fire_at = schedule.next_fire(timer.due_at, fire_seq, now);
+        let next_fire_at = if timer.triggered {
+            timer.deferred_next_fire_at
+        } else {
+            schedule.next_fire(timer.due_at, fire_seq, now)
+        };
 
         let routing_key = message::routing_key(&timer.namespace, &timer.routing_key);
         let routing_key = ShortString::try_new(routing_key)
@@ -174,6 +188,9 @@ mod tests {
             headers,
             due_at: "2027-01-01T09:00:00Z".parse().unwrap(),
             fire_count: 0,
+            triggered: false,
+            deferred_next_fire_at: None,
+            expire_after_ms: None,
         }
     }
 
@@ -289,6 +306,39 @@ mod tests {
                 .unwrap_err()
                 .reason
                 .contains("routing key")
+        );
+    }
+
+    #[test]
+    fn a_triggered_fire_goes_back_to_the_slot_the_timer_was_waiting_for() {
+        let mut timer = claimed(json!({"every": "1h"}), json!({}));
+        let slot: Timestamp = "2027-01-01T10:30:00Z".parse().unwrap();
+        timer.triggered = true;
+        timer.deferred_next_fire_at = Some(slot);
+        timer.fire_count = 4;
+        let now: Timestamp = "2027-01-01T09:00:00.010Z".parse().unwrap();
+
+        let fire = Fire::build(timer, now, now).unwrap();
+
+        assert_eq!(fire.fire_seq, 5);
+        assert_eq!(fire.next_fire_at, Some(slot));
+    }
+
+    #[test]
+    fn a_fire_later_than_expire_after_is_expired_and_one_just_in_time_is_not() {
+        let due: Timestamp = "2027-01-01T09:00:00Z".parse().unwrap();
+        let fire_at = |late_ms: i64| {
+            let mut timer = claimed(json!({"every": "1s"}), json!({}));
+            timer.expire_after_ms = Some(2_000);
+            let fired_at = due + SignedDuration::from_millis(late_ms);
+            Fire::build(timer, fired_at, fired_at).unwrap()
+        };
+        assert!(!fire_at(2_000).expired);
+        assert!(fire_at(2_001).expired);
+        assert!(
+            !Fire::build(claimed(json!({"every": "1s"}), json!({})), due, due)
+                .unwrap()
+                .expired
         );
     }
 }

@@ -6,6 +6,7 @@
 //! - [`fire`]: the message of one fire and the timer's next fire.
 //! - [`publish`]: the broker connection, its topology and publishing with confirms.
 //! - [`wake`]: due announcements from the database and the database clock offset.
+//! - [`operations`]: applying batch operations, and retention.
 //! - [`admin`]: metrics, liveness and readiness.
 //! - [`tail`]: the `tail` command.
 
@@ -14,6 +15,7 @@ mod backoff;
 mod claim;
 mod config;
 mod fire;
+mod operations;
 mod publish;
 mod shutdown;
 mod tail;
@@ -77,6 +79,12 @@ async fn run(args: RunArgs) -> Result<()> {
         confirm_timeout: args.confirm_timeout(),
         claim_hold: args.claim_hold(),
     };
+    let applying = tokio::spawn(operations::run(
+        args.database.database_url.clone(),
+        stop.clone(),
+    ));
     ClaimLoop::new(settings, health, due).run(stop).await;
+    // An operation being applied commits before the process exits.
+    applying.await.context("the operations loop panicked")?;
     Ok(())
 }

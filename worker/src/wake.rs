@@ -24,17 +24,26 @@ const LISTEN_PING_TIMEOUT: Duration = Duration::from_secs(5);
 const LISTEN_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const LISTEN_RETRY_FIRST: Duration = Duration::from_millis(100);
 const LISTEN_RETRY_MAX: Duration = Duration::from_secs(5);
-/// A clock sample whose round trip took longer than this says too little about the offset;
-/// it is used only while there is no better one.
-const MAX_CLOCK_SAMPLE_ROUND_TRIP: SignedDuration = SignedDuration::from_millis(20);
+/// A clock sample whose round trip took at most this long is precise enough to replace any
+/// earlier one.
+const GOOD_CLOCK_ROUND_TRIP: SignedDuration = SignedDuration::from_millis(5);
+/// A sample older than this is replaced by the next one however imprecise, so that clock
+/// drift is followed.
+const MAX_CLOCK_SAMPLE_AGE: SignedDuration = SignedDuration::from_secs(60);
 
 /// The database clock as seen from here: database time minus local time, measured from
 /// queries that return the database's clock, assuming the answer was taken halfway through
-/// the round trip.
+/// the round trip. Of the samples, the most precise recent one is kept.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Clock {
     offset: SignedDuration,
-    measured: bool,
+    sample: Option<Sample>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    round_trip: SignedDuration,
+    taken_at: Timestamp,
 }
 
 impl Clock {
@@ -42,12 +51,20 @@ impl Clock {
     /// local `received_at`.
     pub fn observe(&mut self, sent_at: Timestamp, database_now: Timestamp, received_at: Timestamp) {
         let round_trip = received_at.duration_since(sent_at);
-        if self.measured && round_trip > MAX_CLOCK_SAMPLE_ROUND_TRIP {
-            return;
+        if let Some(kept) = self.sample {
+            let precise_enough = round_trip <= kept.round_trip.max(GOOD_CLOCK_ROUND_TRIP);
+            let kept_is_stale = received_at.duration_since(kept.taken_at) > MAX_CLOCK_SAMPLE_AGE;
+            if !precise_enough && !kept_is_stale {
+                return;
+            }
         }
+
         let midpoint = sent_at.checked_add(round_trip / 2).unwrap_or(received_at);
         self.offset = database_now.duration_since(midpoint);
-        self.measured = true;
+        self.sample = Some(Sample {
+            round_trip,
+            taken_at: received_at,
+        });
     }
 
     /// The database clock's present reading, estimated from the local clock.
@@ -248,16 +265,33 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_sample_does_not_replace_a_good_one() {
+    fn a_slow_sample_replaces_a_precise_one_only_once_that_is_stale() {
         let mut clock = Clock::default();
         let local = at("2027-01-01T00:00:00Z");
-        clock.observe(local, local + SignedDuration::from_secs(3), local);
+        let secs = SignedDuration::from_secs;
+        clock.observe(local, local + secs(3), local);
+
+        clock.observe(local + secs(10), local + secs(19), local + secs(11));
+        assert_eq!(clock.offset, secs(3));
+
+        clock.observe(local + secs(100), local + secs(109), local + secs(101));
+        assert_eq!(clock.offset, SignedDuration::from_millis(8_500));
+    }
+
+    #[test]
+    fn a_more_precise_sample_replaces_a_slow_first_one() {
+        let mut clock = Clock::default();
+        let local = at("2027-01-01T00:00:00Z");
+        let millis = SignedDuration::from_millis;
+        clock.observe(local, local + millis(3_000), local + millis(400));
+        assert_eq!(clock.offset, millis(2_800));
+
         clock.observe(
-            local,
-            local + SignedDuration::from_secs(9),
-            local + SignedDuration::from_secs(1),
+            local + millis(500),
+            local + millis(3_500),
+            local + millis(500),
         );
-        assert_eq!(clock.offset, SignedDuration::from_secs(3));
+        assert_eq!(clock.offset, millis(3_000));
     }
 
     #[test]

@@ -196,6 +196,15 @@ impl Schedule {
     pub fn is_recurring(&self) -> bool {
         matches!(self, Schedule::Every(_) | Schedule::Cron(_))
     }
+
+    /// The `max_fires` of a recurring schedule, if it sets one.
+    pub fn max_fires(&self) -> Option<i64> {
+        match self {
+            Schedule::Every(every) => every.recurrence.max_fires,
+            Schedule::Cron(cron) => cron.recurrence.max_fires,
+            Schedule::At { .. } | Schedule::After { .. } => None,
+        }
+    }
 }
 
 impl Serialize for Schedule {

@@ -1,6 +1,10 @@
 //! The fire path's SQL on the `timers` and `fires` tables: the claiming session's limits,
-//! claiming due timers, marking them fired (with their fire history), setting aside those that
-//! cannot be fired, and the earliest instant at which a timer comes due.
+//! claiming due timers, marking them fired or expired (with their fire history), setting aside
+//! those that cannot be fired, and the earliest instant at which a timer comes due.
+//!
+//! A triggered timer (`/trigger`, see `timers.rs`) is due at the trigger instant and keeps its
+//! own state and slot in `deferred_state` and `deferred_next_fire_at`; recording its fire
+//! puts them back in place, so the trigger leaves the schedule where it was.
 //!
 //! A claim holds row locks (`for update skip locked`) for the length of one transaction, so
 //! any number of workers divide the due timers between them without a leader.
@@ -28,6 +32,14 @@ pub struct ClaimedTimer {
     pub due_at: Timestamp,
     /// Fires so far; this fire is number `fire_count + 1`.
     pub fire_count: i64,
+    /// Whether this fire was requested out of schedule (`/trigger`). The timer then goes
+    /// back to its own state, waiting for `deferred_next_fire_at` again.
+    pub triggered: bool,
+    /// The slot a triggered timer was waiting for when it was triggered.
+    pub deferred_next_fire_at: Option<Timestamp>,
+    /// A fire later than `due_at` plus this many milliseconds has expired: it is recorded,
+    /// not published.
+    pub expire_after_ms: Option<i64>,
 }
 
 /// One confirmed fire, to be recorded in the claiming transaction.
@@ -37,8 +49,27 @@ pub struct FiredTimer {
     pub fire_seq: i64,
     pub scheduled_at: Timestamp,
     pub fired_at: Timestamp,
-    /// The next fire, or `None` when the timer has nothing left to fire and completes.
+    /// The next fire, or `None` when the timer has nothing left to fire and completes. A
+    /// triggered timer goes back to its own state (paused, say) whatever this is.
     pub next_fire_at: Option<Timestamp>,
+}
+
+/// What became of a fire, as its `fires` row records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Published and confirmed by the broker.
+    Delivered,
+    /// Too late by the timer's `expire_after`; not published.
+    Expired,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Expired => "expired",
+        }
+    }
 }
 
 /// A claimed timer that cannot be fired, and why.
@@ -84,7 +115,8 @@ pub async fn claim_due(
     let rows = client
         .query(
             "select uid, namespace, id, group_name, schedule, routing_key, payload, headers,
-                    next_fire_at, fire_count
+                    next_fire_at, fire_count, deferred_state is not null,
+                    deferred_next_fire_at, expire_after_ms
              from timers
              where state = 'scheduled'
                and next_fire_at <= now()
@@ -107,6 +139,9 @@ pub async fn claim_due(
             headers: row.get(7),
             due_at: row.get(8),
             fire_count: row.get(9),
+            triggered: row.get(10),
+            deferred_next_fire_at: row.get(11),
+            expire_after_ms: row.get(12),
         })
         .collect())
 }
@@ -121,10 +156,28 @@ pub async fn transaction_now(
 }
 
 /// Advances every fired timer to its next fire (or completes it) and records one `fires` row
-/// per fire, in one statement. Returns the number of fire rows written.
+/// per fire, in one statement. Returns the number of fire rows written. A fire already
+/// recorded is kept as it is rather than failing the whole batch over one row.
 pub async fn mark_fired(
     client: &impl GenericClient,
     fired: &[FiredTimer],
+) -> Result<u64, tokio_postgres::Error> {
+    record(client, fired, Outcome::Delivered).await
+}
+
+/// Like [`mark_fired`], for fires that expired and were not published: each still takes its
+/// fire sequence number and counts in `fire_count`, but not as `last_fired_at`.
+pub async fn mark_expired(
+    client: &impl GenericClient,
+    expired: &[FiredTimer],
+) -> Result<u64, tokio_postgres::Error> {
+    record(client, expired, Outcome::Expired).await
+}
+
+async fn record(
+    client: &impl GenericClient,
+    fired: &[FiredTimer],
+    outcome: Outcome,
 ) -> Result<u64, tokio_postgres::Error> {
     let uids: Vec<Uuid> = fired.iter().map(|fire| fire.uid).collect();
     let fire_seqs: Vec<i64> = fired.iter().map(|fire| fire.fire_seq).collect();
@@ -141,23 +194,39 @@ pub async fn mark_fired(
              advanced as (
                  update timers
                  set fire_count = timers.fire_count + 1,
-                     last_fired_at = fired.fired_at,
+                     last_fired_at = case when $6::text = 'delivered'
+                                          then fired.fired_at
+                                          else timers.last_fired_at
+                                     end,
                      next_fire_at = fired.next_fire_at,
-                     state = case when fired.next_fire_at is null
+                     state = case when timers.deferred_state is not null
+                                  then timers.deferred_state
+                                  when fired.next_fire_at is null
                                   then 'completed'
                                   else 'scheduled'
                              end,
+                     deferred_state = null,
+                     deferred_next_fire_at = null,
                      updated_at = now()
                  from fired
                  where timers.uid = fired.uid
                  returning timers.uid, timers.namespace, timers.id
              )
-             insert into fires (timer_uid, fire_seq, namespace, timer_id, scheduled_at, fired_at)
+             insert into fires (timer_uid, fire_seq, namespace, timer_id, scheduled_at, fired_at,
+                                outcome)
              select fired.uid, fired.fire_seq, advanced.namespace, advanced.id,
-                    fired.scheduled_at, fired.fired_at
+                    fired.scheduled_at, fired.fired_at, $6::text
              from fired
-             join advanced on advanced.uid = fired.uid",
-            &[&uids, &fire_seqs, &scheduled, &fired_at, &next],
+             join advanced on advanced.uid = fired.uid
+             on conflict (timer_uid, fire_seq) do nothing",
+            &[
+                &uids,
+                &fire_seqs,
+                &scheduled,
+                &fired_at,
+                &next,
+                &outcome.as_str(),
+            ],
         )
         .await
 }
@@ -176,6 +245,8 @@ pub async fn set_aside(
              set state = 'failed',
                  failure_reason = set_aside.reason,
                  next_fire_at = null,
+                 deferred_state = null,
+                 deferred_next_fire_at = null,
                  updated_at = now()
              from unnest($1::uuid[], $2::text[]) as set_aside (uid, reason)
              where timers.uid = set_aside.uid",

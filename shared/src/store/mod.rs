@@ -1,5 +1,8 @@
 //! The SQL of clockworks, one module per table. Every value is a bound parameter.
 
+pub mod fires;
 pub mod firing;
 pub mod keys;
+pub mod operations;
+pub mod retention;
 pub mod timers;
