@@ -28,9 +28,6 @@ use crate::database::Database;
 use crate::problem::ApiError;
 use crate::{groups, health, lifecycle, listing, observe, operations, preview, timers};
 
-/// How often histogram data is folded so that memory stays bounded between scrapes.
-const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-
 /// The Prometheus text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -163,7 +160,6 @@ pub async fn serve(args: ServeArgs, prometheus: PrometheusHandle) -> anyhow::Res
         .with_context(|| format!("listening on {}", args.admin_listen))?;
     let shutdown = shutdown_signal()?.shared();
 
-    tokio::spawn(run_metrics_upkeep(prometheus.clone()));
     tracing::info!(
         listen = %args.listen,
         admin_listen = %args.admin_listen,
@@ -191,12 +187,4 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
         }
         tracing::info!("shutting down: finishing requests in flight");
     })
-}
-
-async fn run_metrics_upkeep(prometheus: PrometheusHandle) {
-    let mut interval = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
-    loop {
-        interval.tick().await;
-        prometheus.run_upkeep();
-    }
 }

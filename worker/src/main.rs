@@ -7,6 +7,7 @@
 //! - [`publish`]: the broker connection, its topology and publishing with confirms.
 //! - [`wake`]: due announcements from the database and the database clock offset.
 //! - [`operations`]: applying batch operations, and retention.
+//! - [`gauges`]: backlog and state gauges of the whole timer table.
 //! - [`admin`]: metrics, liveness and readiness.
 //! - [`tail`]: the `tail` command.
 
@@ -15,6 +16,7 @@ mod backoff;
 mod claim;
 mod config;
 mod fire;
+mod gauges;
 mod operations;
 mod publish;
 mod shutdown;
@@ -79,6 +81,10 @@ async fn run(args: RunArgs) -> Result<()> {
         confirm_timeout: args.confirm_timeout(),
         claim_hold: args.claim_hold(),
     };
+    tokio::spawn(gauges::run(
+        args.database.database_url.clone(),
+        stop.clone(),
+    ));
     let applying = tokio::spawn(operations::run(
         args.database.database_url.clone(),
         stop.clone(),

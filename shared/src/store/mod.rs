@@ -1,6 +1,7 @@
 //! The SQL of clockworks, one module per table. Every value is a bound parameter.
 
 pub mod fires;
+pub mod gauges;
 pub mod firing;
 pub mod keys;
 pub mod operations;
