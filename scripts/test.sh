@@ -13,6 +13,11 @@ psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
         psql -h 127.0.0.1 -U postgres -d postgres -qc "drop database if exists $name with (force)"
     done
 
+# The Python consumer example's AMQP client, in a virtualenv of its own under target/.
+if ! target/python/bin/python -c 'import pika' 2>/dev/null; then
+    python3 -m venv target/python && target/python/bin/pip install -q --disable-pip-version-check 'pika>=1.3,<2'
+fi
+
 # The black-box tests run the real binaries: build them before any test starts.
 cargo build --workspace --bins --tests
 

@@ -1,15 +1,17 @@
-//! The server: shared state, the public router with its layers (load shedding, body limit,
-//! request metrics), the admin router (metrics, health) and the two listeners with their
-//! graceful shutdown on SIGTERM or Ctrl-C.
+//! The server: shared state, the public router with its layers (load shedding, panics
+//! answered as 500s, body limit, request metrics), the admin router (metrics, health) and
+//! the two listeners with their graceful shutdown on SIGTERM or Ctrl-C.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{BoxError, Router, middleware};
 use clockworks::config::redact_url;
@@ -25,6 +27,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use crate::auth::KeyCache;
 use crate::config::ServeArgs;
 use crate::database::Database;
+use crate::openapi;
 use crate::problem::ApiError;
 use crate::{groups, health, lifecycle, listing, observe, operations, preview, timers};
 
@@ -72,6 +75,8 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::docs))
         .route("/v1/timers", post(timers::create))
         .route("/v1/timers/{id}", get(timers::get).delete(timers::delete))
         .route("/v1/timers", get(listing::list))
@@ -95,6 +100,7 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(middleware::from_fn(contain_panics))
         .layer(shed_load)
         .layer(middleware::from_fn(observe::record))
         .with_state(state)
@@ -102,6 +108,22 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
 
 async fn overloaded(_: BoxError) -> ApiError {
     ApiError::Overloaded
+}
+
+/// Answers a request whose handler panicked as any unexpected failure is answered: a 500
+/// problem, the cause logged and never returned, rather than a connection dropped mid-way.
+async fn contain_panics(request: Request, next: Next) -> Response {
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic without a message");
+            ApiError::Internal(format!("a handler panicked: {message}").into()).into_response()
+        }
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -187,4 +209,32 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
         }
         tracing::info!("shutting down: finishing requests in flight");
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, to_bytes};
+    use axum::http::StatusCode;
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("secret-detail-3f9a")
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_is_answered_500_without_the_panic_message() {
+        let router = Router::new()
+            .route("/boom", get(boom))
+            .layer(middleware::from_fn(contain_panics));
+
+        let request = Request::builder().uri("/boom").body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("/problems/internal"), "{body}");
+        assert!(!body.contains("secret-detail"), "{body}");
+    }
 }

@@ -19,6 +19,8 @@ impl FromRequest<AppState> for JsonBody {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         check_content_type(request.headers())?;
 
+        // A body that cannot be read to its end (a broken chunked encoding, a client gone
+        // mid-body) is the client's doing, and no JSON document either.
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -27,7 +29,8 @@ impl FromRequest<AppState> for JsonBody {
                         limit: state.max_body_bytes,
                     }
                 } else {
-                    ApiError::Internal(rejection.into())
+                    tracing::debug!(cause = %rejection, "the request body could not be read");
+                    ApiError::MalformedJson("the body could not be read to its end".to_owned())
                 }
             })?;
 

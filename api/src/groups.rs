@@ -13,14 +13,15 @@ use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
 use crate::auth::{Caller, ReadTimers, WriteTimers};
+use crate::openapi;
 use crate::operations::{IdempotencyKey, check_group, submit};
 use crate::problem::ApiError;
 use crate::query::QueryString;
 
 /// Groups listed per page unless `limit` says otherwise.
-const DEFAULT_LIST_LIMIT: usize = 100;
+pub const DEFAULT_LIST_LIMIT: usize = 100;
 /// Most groups listed per page.
-const MAX_LIST_LIMIT: usize = 1_000;
+pub const MAX_LIST_LIMIT: usize = 1_000;
 
 /// Every state a timer can be in, each counted (zero included) for every group.
 const STATES: [TimerState; 4] = [
@@ -32,6 +33,26 @@ const STATES: [TimerState; 4] = [
 
 /// `GET /v1/groups?limit=&cursor=`: the groups of the namespace in name order, each with its
 /// timers counted by state. `next_cursor` is set while more may follow.
+#[utoipa::path(
+    get,
+    path = "/v1/groups",
+    operation_id = "list_groups",
+    tag = "groups",
+    summary = "List groups",
+    description = "The namespace's group labels in name order, each with its timers counted \
+        by state.",
+    security(("bearer" = ["timers:read"])),
+    params(
+        openapi::GroupPageLimit,
+        ("cursor" = Option<String>, Query,
+            description = "The `next_cursor` of the page before."),
+    ),
+    responses(
+        (status = 200, description = "A page of groups.", body = openapi::GroupPage),
+        (status = 400, response = openapi::BadRequest),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn list(
     caller: Caller<ReadTimers>,
     State(state): State<AppState>,
@@ -80,6 +101,25 @@ pub async fn list(
 
 /// `POST /v1/groups/{group}/pause`: pauses every scheduled timer of the group. Each keeps
 /// the slot it was waiting for.
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{group}/pause",
+    operation_id = "pause_group",
+    tag = "groups",
+    summary = "Pause every timer of a group",
+    description = "Pauses every scheduled timer of the group, as an operation; each keeps the \
+        slot it was waiting for.",
+    security(("bearer" = ["timers:write"])),
+    params(openapi::GroupPath, openapi::IdempotencyKeyHeader),
+    responses(
+        (status = 202, description = "The pause was accepted as an operation.",
+            body = openapi::Operation,
+            headers(("Location" = String, description = "`/v1/operations/{id}`."))),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::IdempotencyKeyReused),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn pause(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,
@@ -99,6 +139,25 @@ pub async fn pause(
 
 /// `POST /v1/groups/{group}/resume`: resumes every paused timer of the group; the slots each
 /// missed while paused are handled by its schedule's missed-fire policy.
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{group}/resume",
+    operation_id = "resume_group",
+    tag = "groups",
+    summary = "Resume every timer of a group",
+    description = "Resumes every paused timer of the group, as an operation; the slots each \
+        missed are handled by its schedule's `on_missed` policy.",
+    security(("bearer" = ["timers:write"])),
+    params(openapi::GroupPath, openapi::IdempotencyKeyHeader),
+    responses(
+        (status = 202, description = "The resume was accepted as an operation.",
+            body = openapi::Operation,
+            headers(("Location" = String, description = "`/v1/operations/{id}`."))),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::IdempotencyKeyReused),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn resume(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,
@@ -118,6 +177,25 @@ pub async fn resume(
 
 /// `DELETE /v1/groups/{group}`: deletes every timer of the group, as `DELETE
 /// /v1/timers?group=` does.
+#[utoipa::path(
+    delete,
+    path = "/v1/groups/{group}",
+    operation_id = "delete_group",
+    tag = "groups",
+    summary = "Delete every timer of a group",
+    description = "Deletes every timer of the group, as an operation, as \
+        `DELETE /v1/timers?group=` does.",
+    security(("bearer" = ["timers:write"])),
+    params(openapi::GroupPath, openapi::IdempotencyKeyHeader),
+    responses(
+        (status = 202, description = "The deletion was accepted as an operation.",
+            body = openapi::Operation,
+            headers(("Location" = String, description = "`/v1/operations/{id}`."))),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::IdempotencyKeyReused),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn delete(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,

@@ -13,11 +13,40 @@ use crate::problem::ApiError;
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `GET /healthz`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "service",
+    summary = "Liveness",
+    description = "Answers while the process runs.",
+    security(()),
+    responses(
+        (status = 200, description = "The process runs.", body = String,
+            content_type = "text/plain", example = "ok"),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// `GET /readyz`.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "service",
+    summary = "Readiness",
+    description = "Answers 200 only when the database answers a query within a second, so a \
+        load balancer stops sending requests that could only fail.",
+    security(()),
+    responses(
+        (status = 200, description = "Ready to serve.", body = String,
+            content_type = "text/plain", example = "ready"),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     let check = async {
         let client = state.db.connection().await?;

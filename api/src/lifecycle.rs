@@ -13,10 +13,32 @@ use clockworks::store::timers::{self, Transition};
 
 use crate::app::AppState;
 use crate::auth::{Caller, WriteTimers};
+use crate::openapi;
 use crate::problem::ApiError;
 use crate::timers::{TimerId, timer_response};
 
 /// `POST /v1/timers/{id}/pause`.
+#[utoipa::path(
+    post,
+    path = "/v1/timers/{id}/pause",
+    operation_id = "pause_timer",
+    tag = "lifecycle",
+    summary = "Pause a timer",
+    description = "A scheduled timer stops firing and keeps, as `next_fire_at`, the slot it \
+        was waiting for. Pausing a paused timer changes nothing; a completed or failed one \
+        answers 409.",
+    security(("bearer" = ["timers:write"])),
+    params(openapi::TimerIdPath),
+    responses(
+        (status = 200, description = "The timer as it is afterwards (unchanged, same version, \
+            when the action was already done); or an empty body (no content type) when the \
+            namespace has no timer with this id.", body = openapi::Timer,
+            headers(("ETag" = String, description = "The timer's version, quoted."))),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::InvalidState),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn pause(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,
@@ -26,6 +48,27 @@ pub async fn pause(
 }
 
 /// `POST /v1/timers/{id}/resume`.
+#[utoipa::path(
+    post,
+    path = "/v1/timers/{id}/resume",
+    operation_id = "resume_timer",
+    tag = "lifecycle",
+    summary = "Resume a timer",
+    description = "A paused timer goes on; the slots it missed while paused are handled by \
+        its schedule's `on_missed` policy. Resuming a scheduled timer changes nothing; a \
+        completed or failed one answers 409.",
+    security(("bearer" = ["timers:write"])),
+    params(openapi::TimerIdPath),
+    responses(
+        (status = 200, description = "The timer as it is afterwards (unchanged, same version, \
+            when the action was already done); or an empty body (no content type) when the \
+            namespace has no timer with this id.", body = openapi::Timer,
+            headers(("ETag" = String, description = "The timer's version, quoted."))),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::InvalidState),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn resume(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,
@@ -35,6 +78,27 @@ pub async fn resume(
 }
 
 /// `POST /v1/timers/{id}/trigger`.
+#[utoipa::path(
+    post,
+    path = "/v1/timers/{id}/trigger",
+    operation_id = "trigger_timer",
+    tag = "lifecycle",
+    summary = "Fire a timer now",
+    description = "One fire at once, out of schedule, of a scheduled, paused or completed \
+        timer; the schedule does not move. A trigger while another is pending is the same \
+        fire. A failed timer answers 409.",
+    security(("bearer" = ["timers:write"])),
+    params(openapi::TimerIdPath),
+    responses(
+        (status = 200, description = "The timer as it is afterwards (unchanged, same version, \
+            when the action was already done); or an empty body (no content type) when the \
+            namespace has no timer with this id.", body = openapi::Timer,
+            headers(("ETag" = String, description = "The timer's version, quoted."))),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::InvalidState),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn trigger(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,

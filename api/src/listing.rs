@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::{Caller, ReadTimers};
+use crate::openapi;
 use crate::problem::ApiError;
 use crate::query::QueryString;
 use crate::timers::TimerId;
@@ -32,6 +33,30 @@ pub const MAX_FIRES_LISTED: usize = 1_000;
 
 /// `GET /v1/timers?group=&state=&limit=&cursor=`: one page of the caller's timers, with the
 /// cursor of the next page, or `null` after the last.
+#[utoipa::path(
+    get,
+    path = "/v1/timers",
+    operation_id = "list_timers",
+    tag = "timers",
+    summary = "List timers",
+    description = "One page of the namespace's timers in id order. Pages resume after the \
+        last id of the page before, so timers created or deleted between two requests never \
+        make a page skip or repeat a timer that existed throughout. Unknown or repeated \
+        parameters are a 400.",
+    security(("bearer" = ["timers:read"])),
+    params(
+        ("group" = Option<String>, Query, description = "Only timers with this group label."),
+        ("state" = Option<openapi::TimerState>, Query, description = "Only timers in this state."),
+        openapi::TimerPageLimit,
+        ("cursor" = Option<String>, Query,
+            description = "The `next_cursor` of the page before; opaque."),
+    ),
+    responses(
+        (status = 200, description = "A page of timers.", body = openapi::TimerPage),
+        (status = 400, response = openapi::BadRequest),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn list(
     caller: Caller<ReadTimers>,
     State(state): State<AppState>,
@@ -72,6 +97,26 @@ pub async fn list(
 
 /// `GET /v1/timers/{id}/fires?limit=`: the latest fires of the timer's current incarnation,
 /// newest first; an empty 200 when there is no such timer.
+#[utoipa::path(
+    get,
+    path = "/v1/timers/{id}/fires",
+    operation_id = "list_fires",
+    tag = "schedules",
+    summary = "Recent fires of a timer",
+    description = "The latest fires of the timer, newest first. A timer deleted and created \
+        again under the same id starts a new history. Fires are kept for a retention period.",
+    security(("bearer" = ["timers:read"])),
+    params(
+        openapi::TimerIdPath,
+        openapi::FiresLimit,
+    ),
+    responses(
+        (status = 200, description = "The fires; or an empty body (no content type) when the \
+            namespace has no timer with this id.", body = openapi::FireHistory),
+        (status = 400, response = openapi::BadRequest),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn fires(
     caller: Caller<ReadTimers>,
     State(state): State<AppState>,

@@ -7,7 +7,7 @@
 //! - [`timers`]: the timer routes; [`conditional`]: `If-Match` and `If-None-Match`.
 //! - [`lifecycle`]: pause, resume and trigger. [`listing`]: the timer list and fire history.
 //! - [`preview`]: the next fires of a timer or a schedule. [`query`]: query strings.
-//! - [`health`]: liveness and readiness.
+//! - [`health`]: liveness and readiness. [`openapi`]: the OpenAPI document and its page.
 //! - [`operations`]: batch requests and their operations. [`groups`]: group listing and
 //!   actions.
 //! - [`problem`]: the API error type and its problem details.
@@ -26,6 +26,7 @@ mod keys_cmd;
 mod lifecycle;
 mod listing;
 mod observe;
+mod openapi;
 mod operations;
 mod preview;
 mod problem;

@@ -34,6 +34,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::{Caller, ReadTimers, WriteTimers};
 use crate::body::JsonBody;
+use crate::openapi;
 use crate::problem::ApiError;
 use crate::query::QueryString;
 
@@ -42,13 +43,13 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 /// Longest `Idempotency-Key`, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// Item results shown with an operation unless `limit` says otherwise.
-const DEFAULT_ITEMS_LIMIT: usize = 1_000;
+pub const DEFAULT_ITEMS_LIMIT: usize = 1_000;
 /// Most item results shown at once.
-const MAX_ITEMS_LIMIT: usize = 10_000;
+pub const MAX_ITEMS_LIMIT: usize = 10_000;
 /// Operations listed per page unless `limit` says otherwise.
-const DEFAULT_LIST_LIMIT: usize = 50;
+pub const DEFAULT_LIST_LIMIT: usize = 50;
 /// Most operations listed per page.
-const MAX_LIST_LIMIT: usize = 500;
+pub const MAX_LIST_LIMIT: usize = 500;
 
 /// The `Idempotency-Key` header of a batch request, if it has one.
 pub struct IdempotencyKey(pub Option<String>);
@@ -96,6 +97,40 @@ pub async fn create_many(
 
 /// `PUT /v1/timers` with a JSON array: replaces the definitions of many timers. Each item
 /// names the timer by `id` and may name the `version` it must be at.
+#[utoipa::path(
+    put,
+    path = "/v1/timers",
+    operation_id = "replace_timers",
+    tag = "operations",
+    summary = "Replace a batch of timers",
+    description = "Replaces the definitions of many timers, each named by `id`, optionally at \
+        the `version` it must be at. The batch is validated whole and accepted as an \
+        operation; ids that do not exist, or versions that moved on, are item results \
+        (`not_found`, `conflict`).",
+    security(("bearer" = ["timers:write"])),
+    params(openapi::IdempotencyKeyHeader),
+    request_body(
+        content = openapi::ReplaceBatch,
+        examples(
+            ("two-timers" = (summary = "Two timers, one of them at a known version",
+                value = json!([
+                    {"id": "order-42-reminder", "version": 1, "group": "orders",
+                     "schedule": {"after": "PT90M"}, "routing_key": "orders.reminder",
+                     "payload": {"order": 42, "attempt": 2}},
+                    {"id": "daily-digest", "schedule": {"cron": "0 8 * * MON-FRI",
+                     "timezone": "Europe/Paris"}, "routing_key": "digests.send"}
+                ]))),
+        ),
+    ),
+    responses(
+        (status = 202, description = "The batch was accepted as an operation.",
+            body = openapi::Operation,
+            headers(("Location" = String, description = "`/v1/operations/{id}`."))),
+        (status = 409, response = openapi::IdempotencyKeyReused),
+        openapi::JsonBodyRoute,
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn replace_many(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,
@@ -113,6 +148,38 @@ pub async fn replace_many(
 
 /// `DELETE /v1/timers` with a body `{"ids": [...]}`, or with `?group=`: deletes many timers.
 /// Without either it is refused: there is no "delete everything".
+#[utoipa::path(
+    delete,
+    path = "/v1/timers",
+    operation_id = "delete_timers",
+    tag = "operations",
+    summary = "Delete a batch of timers",
+    description = "Deletes the timers named in the body, or every timer of `?group=`: one or \
+        the other, never neither (there is no \"delete everything\"). Accepted as an \
+        operation; ids that do not exist are `not_found` item results.",
+    security(("bearer" = ["timers:write"])),
+    params(
+        ("group" = Option<String>, Query,
+            description = "Delete every timer of this group (then send no body)."),
+        openapi::IdempotencyKeyHeader,
+    ),
+    request_body(
+        content = openapi::DeleteTimers,
+        description = "The ids to delete; leave the body out to delete by `?group=`.",
+        examples(
+            ("ids" = (summary = "Two timers by id",
+                value = json!({"ids": ["order-42-reminder", "order-43-reminder"]}))),
+        ),
+    ),
+    responses(
+        (status = 202, description = "The deletion was accepted as an operation.",
+            body = openapi::Operation,
+            headers(("Location" = String, description = "`/v1/operations/{id}`."))),
+        (status = 409, response = openapi::IdempotencyKeyReused),
+        openapi::JsonBodyRoute,
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn delete_many(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,
@@ -233,6 +300,32 @@ fn accepted(operation: &Operation) -> Result<Response, ApiError> {
 /// `GET /v1/operations/{id}`: the operation with its counts and a page of item results
 /// (`?items=false` for none, `?limit=&offset=` for another page; `next_offset` is set while
 /// more remain). 200 with an empty body when the namespace has no such operation.
+#[utoipa::path(
+    get,
+    path = "/v1/operations/{id}",
+    operation_id = "get_operation",
+    tag = "operations",
+    summary = "Read an operation",
+    description = "The operation's status and counts per outcome, with a page of item \
+        results in index order. An accepted operation completes even if the api copy that \
+        accepted it dies.",
+    security(("bearer" = ["timers:read"])),
+    params(
+        ("id" = String, Path, format = "uuid", description = "The operation's id.",
+            example = "019a8f2e-7c41-7d3a-9b1e-2f6c5a4d3e21"),
+        ("items" = Option<bool>, Query, description = "`false` leaves the item results out; \
+            `true` by default."),
+        openapi::ItemsLimit,
+        ("offset" = Option<u32>, Query,
+            description = "Item results to skip: the `next_offset` of the page before."),
+    ),
+    responses(
+        (status = 200, description = "The operation; or an empty body (no content type) when \
+            the namespace has no operation with this id.", body = openapi::Operation),
+        (status = 400, response = openapi::BadRequest),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn get(
     caller: Caller<ReadTimers>,
     State(state): State<AppState>,
@@ -287,6 +380,26 @@ pub async fn get(
 
 /// `GET /v1/operations?limit=&cursor=`: the namespace's operations, newest first, without
 /// item results. `next_cursor` is set while more may follow.
+#[utoipa::path(
+    get,
+    path = "/v1/operations",
+    operation_id = "list_operations",
+    tag = "operations",
+    summary = "List operations",
+    description = "The namespace's operations, newest first, without item results. Finished \
+        operations are kept for 7 days.",
+    security(("bearer" = ["timers:read"])),
+    params(
+        openapi::OperationPageLimit,
+        ("cursor" = Option<String>, Query, format = "uuid",
+            description = "The `next_cursor` of the page before."),
+    ),
+    responses(
+        (status = 200, description = "A page of operations.", body = openapi::OperationPage),
+        (status = 400, response = openapi::BadRequest),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn list(
     caller: Caller<ReadTimers>,
     State(state): State<AppState>,

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 use crate::auth::{Caller, ReadTimers};
 use crate::body::JsonBody;
+use crate::openapi;
 use crate::problem::ApiError;
 use crate::query::QueryString;
 use crate::timers::TimerId;
@@ -31,6 +32,28 @@ const PREVIEW_FIELDS: [&str; 3] = ["schedule", "count", "after"];
 
 /// `GET /v1/timers/{id}/preview?count=`: `{"next_fires": [...]}`, or an empty 200 when there
 /// is no such timer.
+#[utoipa::path(
+    get,
+    path = "/v1/timers/{id}/preview",
+    operation_id = "preview_timer",
+    tag = "schedules",
+    summary = "Next fires of a timer",
+    description = "The next fires of the timer as its schedule would make them if none were \
+        missed: the slot it waits for (in the past for a long-paused timer), then the slots \
+        after it, within `end_at` and what is left of `max_fires`. A completed or failed timer \
+        has none; a pending trigger is not listed.",
+    security(("bearer" = ["timers:read"])),
+    params(
+        openapi::TimerIdPath,
+        openapi::PreviewCount,
+    ),
+    responses(
+        (status = 200, description = "The next fires; or an empty body (no content type) when \
+            the namespace has no timer with this id.", body = openapi::NextFires),
+        (status = 400, response = openapi::BadRequest),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn stored(
     caller: Caller<ReadTimers>,
     State(state): State<AppState>,
@@ -59,6 +82,34 @@ pub async fn stored(
 /// `POST /v1/schedules/preview` with `{"schedule": {...}, "count"?: n, "after"?: instant}`:
 /// the next `count` fires strictly after `after` (default: the database's now) of a timer
 /// defined then.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/preview",
+    operation_id = "preview_schedule",
+    tag = "schedules",
+    summary = "Next fires of a schedule",
+    description = "Checks a schedule as a timer's would be checked and lists its next fires \
+        strictly after `after`, DST included, as for a timer defined then. Nothing is stored.",
+    security(("bearer" = ["timers:read"])),
+    request_body(
+        content = openapi::PreviewRequest,
+        examples(
+            ("cron-across-dst" = (summary = "A cron schedule across a DST change",
+                value = json!({
+                    "schedule": {"cron": "30 2 * * *", "timezone": "America/New_York"},
+                    "count": 3,
+                    "after": "2027-03-12T12:00:00Z"
+                }))),
+            ("every" = (summary = "Every 15 minutes from now",
+                value = json!({"schedule": {"every": "15m"}}))),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The next fires.", body = openapi::NextFires),
+        openapi::JsonBodyRoute,
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn unstored(
     _caller: Caller<ReadTimers>,
     State(state): State<AppState>,

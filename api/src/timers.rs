@@ -16,12 +16,82 @@ use crate::app::AppState;
 use crate::auth::{Caller, ReadTimers, WriteTimers};
 use crate::body::JsonBody;
 use crate::conditional::Conditions;
+use crate::openapi;
 use crate::operations::{self, IdempotencyKey};
 use crate::problem::ApiError;
 
 /// `POST /v1/timers`. A JSON object creates one timer; a JSON array is a batch, accepted
 /// as an operation ([`operations::create_many`]). This is the one place requests split by
 /// shape.
+#[utoipa::path(
+    post,
+    path = "/v1/timers",
+    operation_id = "create_timers",
+    tag = "timers",
+    summary = "Create a timer, or a batch of timers",
+    description = "A JSON object creates one timer: 201 with `Location`. When its client id \
+        exists with the same definition the request is a safe retry (200 with the stored \
+        timer); with another definition, 409. A JSON array is a batch, validated whole and \
+        accepted as an operation: 202 with `Location: /v1/operations/{id}`.",
+    security(("bearer" = ["timers:write"])),
+    params(openapi::IdempotencyKeyHeader),
+    request_body(
+        content = openapi::CreateTimersBody,
+        examples(
+            ("at" = (summary = "Once, at an instant", value = json!({
+                "id": "order-42-reminder",
+                "group": "orders",
+                "schedule": {"at": "2027-01-01T09:00:00Z"},
+                "routing_key": "orders.reminder",
+                "payload": {"order": 42},
+                "headers": {"trace-id": "abc"}
+            }))),
+            ("after" = (summary = "Once, after a delay", value = json!({
+                "schedule": {"after": "30s"},
+                "routing_key": "sessions.expire",
+                "payload": {"session": "9f2c"}
+            }))),
+            ("every" = (summary = "Fixed rate, 12 fires", value = json!({
+                "id": "reports-refresh",
+                "schedule": {"every": "5m", "max_fires": 12, "on_missed": "skip"},
+                "routing_key": "reports.refresh",
+                "expire_after": "1m"
+            }))),
+            ("cron" = (summary = "Cron in a time zone", value = json!({
+                "id": "daily-digest",
+                "group": "digests",
+                "schedule": {"cron": "0 9 * * MON-FRI", "timezone": "Europe/Paris",
+                             "end_at": "2027-12-31T23:59:59Z"},
+                "routing_key": "digests.send",
+                "payload": {"template": "daily"}
+            }))),
+            ("batch" = (summary = "A batch of two", value = json!([
+                {"id": "order-43-reminder", "group": "orders",
+                 "schedule": {"at": "2027-01-02T09:00:00Z"},
+                 "routing_key": "orders.reminder", "payload": {"order": 43}},
+                {"id": "order-44-reminder", "group": "orders",
+                 "schedule": {"after": "1h"},
+                 "routing_key": "orders.reminder", "payload": {"order": 44}}
+            ]))),
+        ),
+    ),
+    responses(
+        (status = 201, description = "The timer was created.", body = openapi::Timer,
+            headers(
+                ("ETag" = String, description = "The timer's version, quoted: `\"1\"`."),
+                ("Location" = String, description = "`/v1/timers/{id}`."),
+            )),
+        (status = 200, description = "A timer with this id and the same definition exists: \
+            a safe retry, answered with the stored timer.", body = openapi::Timer,
+            headers(("ETag" = String, description = "The timer's version, quoted."))),
+        (status = 202, description = "The batch was accepted as an operation.",
+            body = openapi::Operation,
+            headers(("Location" = String, description = "`/v1/operations/{id}`."))),
+        (status = 409, response = openapi::TimerConflict),
+        openapi::JsonBodyRoute,
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn create(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,
@@ -76,6 +146,50 @@ async fn create_one(
 
 /// `PUT /v1/timers/{id}`: creates the timer (201) or replaces its definition (200), if the
 /// request's precondition holds (412 otherwise). An `id` in the body must be the path's.
+#[utoipa::path(
+    put,
+    path = "/v1/timers/{id}",
+    operation_id = "put_timer",
+    tag = "timers",
+    summary = "Create or replace a timer",
+    description = "Creates the timer (201) or replaces its definition (200). The new schedule's \
+        first fire is computed afresh; the timer keeps its `fire_count`, and a paused timer \
+        stays paused. `If-Match` makes the replace conditional on the version; \
+        `If-None-Match: *` makes it a create only. An `id` in the body must be the path's.",
+    security(("bearer" = ["timers:write"])),
+    params(
+        openapi::TimerIdPath,
+        ("If-Match" = Option<String>, Header,
+            description = "`*` (any existing timer) or a list of ETags such as `\"3\"`; weak \
+                tags never match.", example = "\"3\""),
+        ("If-None-Match" = Option<String>, Header,
+            description = "Only `*`: create only, never replace.", example = "*"),
+    ),
+    request_body(
+        content = openapi::TimerInput,
+        examples(
+            ("replace" = (summary = "A new definition", value = json!({
+                "group": "orders",
+                "schedule": {"after": "PT90M"},
+                "routing_key": "orders.reminder",
+                "payload": {"order": 42, "attempt": 2}
+            }))),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The definition was replaced.", body = openapi::Timer,
+            headers(("ETag" = String, description = "The timer's new version, quoted."))),
+        (status = 201, description = "There was no such timer: it was created.",
+            body = openapi::Timer,
+            headers(
+                ("ETag" = String, description = "The timer's version, quoted: `\"1\"`."),
+                ("Location" = String, description = "`/v1/timers/{id}`."),
+            )),
+        (status = 412, response = openapi::PreconditionFailed),
+        openapi::JsonBodyRoute,
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn replace(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,
@@ -161,6 +275,22 @@ fn created_response(timer: &Timer) -> Result<Response, ApiError> {
 }
 
 /// `GET /v1/timers/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/timers/{id}",
+    operation_id = "get_timer",
+    tag = "timers",
+    summary = "Read a timer",
+    security(("bearer" = ["timers:read"])),
+    params(openapi::TimerIdPath),
+    responses(
+        (status = 200, description = "The timer; or an empty body (no content type) when the \
+            namespace has no timer with this id.", body = openapi::Timer,
+            headers(("ETag" = String, description = "The timer's version, quoted."))),
+        (status = 400, response = openapi::BadRequest),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn get(
     caller: Caller<ReadTimers>,
     State(state): State<AppState>,
@@ -179,6 +309,24 @@ pub async fn get(
 }
 
 /// `DELETE /v1/timers/{id}`: answers with the timer as it was before it was deleted.
+#[utoipa::path(
+    delete,
+    path = "/v1/timers/{id}",
+    operation_id = "delete_timer",
+    tag = "timers",
+    summary = "Delete a timer",
+    description = "Deletes the timer: it will not fire again. Answers with the timer as it \
+        was, or with an empty body when there was none.",
+    security(("bearer" = ["timers:write"])),
+    params(openapi::TimerIdPath),
+    responses(
+        (status = 200, description = "The deleted timer; or an empty body (no content type) \
+            when the namespace had no timer with this id.", body = openapi::Timer,
+            headers(("ETag" = String, description = "The version it had, quoted."))),
+        (status = 400, response = openapi::BadRequest),
+        openapi::KeyedRoute,
+    ),
+)]
 pub async fn delete(
     caller: Caller<WriteTimers>,
     State(state): State<AppState>,

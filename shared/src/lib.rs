@@ -11,6 +11,7 @@
 //! - [`message`]: the AMQP contract of a fired event.
 //! - [`store`]: the SQL for each table.
 //! - [`telemetry`]: logs and metrics set-up.
+//! - [`tail`]: printing a namespace's fired events as they arrive, for terminals.
 
 pub mod config;
 pub mod db;
@@ -20,6 +21,7 @@ pub mod lifecycle;
 pub mod message;
 pub mod schedule;
 pub mod store;
+pub mod tail;
 pub mod telemetry;
 pub mod timer;
 pub mod validation;

@@ -145,14 +145,8 @@ pub struct TailArgs {
 impl TailArgs {
     /// The binding pattern to use, which must stay within the namespace.
     pub fn binding(&self) -> Result<String, String> {
-        let prefix = format!("{}.", self.namespace);
-        match &self.binding {
-            None => Ok(format!("{prefix}#")),
-            Some(binding) if binding.starts_with(&prefix) => Ok(binding.clone()),
-            Some(binding) => Err(format!(
-                "--binding {binding:?} must start with the namespace, as in \"{prefix}#\""
-            )),
-        }
+        clockworks::tail::binding(&self.namespace, self.binding.as_deref())
+            .map_err(|problem| problem.to_string())
     }
 }
 

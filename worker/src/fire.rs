@@ -9,6 +9,9 @@
 //! Headers: `clockworks-timer-id`, `clockworks-namespace` and `clockworks-scheduled-at`
 //! (RFC 3339) are strings; `clockworks-fire-seq` is a long-long integer. The timer's own
 //! headers follow as strings; a name the service reserves never overrides the service's own.
+//! The timer's headers are held to the api's limits again here, because all of a message's
+//! headers must fit in one AMQP frame: a row written behind the api's back with larger ones
+//! would make the broker refuse the whole batch, again and again, if it were not set aside.
 
 use clockworks::message::{
     self, CONTENT_TYPE, FiredEvent, HEADER_FIRE_SEQ, HEADER_NAMESPACE, HEADER_SCHEDULED_AT,
@@ -16,6 +19,7 @@ use clockworks::message::{
 };
 use clockworks::schedule::Schedule;
 use clockworks::store::firing::{ClaimedTimer, FiredTimer, SetAside};
+use clockworks::timer::{MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN, MAX_HEADERS};
 use jiff::{SignedDuration, Timestamp};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -150,14 +154,31 @@ fn headers(timer: &ClaimedTimer, fire_seq: i64) -> Result<FieldTable, String> {
     let mut table = FieldTable::default();
     match &timer.headers {
         Value::Null => {}
+        Value::Object(own) if own.len() > MAX_HEADERS => {
+            return Err(format!(
+                "the stored headers are {} in number, more than the {MAX_HEADERS} allowed",
+                own.len()
+            ));
+        }
         Value::Object(own) => {
             for (name, value) in own {
                 let Value::String(text) = value else {
                     return Err(format!("header {name:?} is not a string"));
                 };
-                let name = ShortString::try_new(name.as_str())
-                    .map_err(|_| format!("header name {name:?} is longer than 255 bytes"))?;
-                table.insert(name, AMQPValue::LongString(LongString::from(text.as_str())));
+                if name.len() > MAX_HEADER_NAME_LEN {
+                    return Err(format!(
+                        "header name {name:?} is longer than {MAX_HEADER_NAME_LEN} bytes"
+                    ));
+                }
+                if text.len() > MAX_HEADER_VALUE_LEN {
+                    return Err(format!(
+                        "header {name:?} is longer than {MAX_HEADER_VALUE_LEN} bytes"
+                    ));
+                }
+                table.insert(
+                    name.as_str().into(),
+                    AMQPValue::LongString(LongString::from(text.as_str())),
+                );
             }
         }
         _ => return Err("the stored headers are not an object of strings".to_owned()),
@@ -289,6 +310,25 @@ mod tests {
                 json!({"at": "2027-01-01T09:00:00Z"}),
                 json!(["x"]),
                 "not an object",
+            ),
+            (
+                json!({"at": "2027-01-01T09:00:00Z"}),
+                json!({"big": "x".repeat(MAX_HEADER_VALUE_LEN + 1)}),
+                "longer than",
+            ),
+            (
+                json!({"at": "2027-01-01T09:00:00Z"}),
+                json!({"n".repeat(MAX_HEADER_NAME_LEN + 1): "x"}),
+                "longer than",
+            ),
+            (
+                json!({"at": "2027-01-01T09:00:00Z"}),
+                Value::Object(
+                    (0..=MAX_HEADERS)
+                        .map(|n| (format!("h{n}"), json!("x")))
+                        .collect(),
+                ),
+                "more than",
             ),
         ];
         for (schedule, headers, expected) in cases {

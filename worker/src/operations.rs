@@ -7,9 +7,11 @@
 //! one transaction that holds its row lock: every item's effect, every item's result and the
 //! `succeeded` status commit together. A worker that dies while applying leaves nothing
 //! behind; its operation is `running` and unlocked, and the next worker to look starts it
-//! again. Operations of one namespace are applied one at a time, in the order they were
-//! accepted. One that has been started [`MAX_OPERATION_ATTEMPTS`] times without finishing
-//! is failed rather than started again.
+//! again. Operations of one namespace are applied in the order they were accepted, one at a
+//! time, except that creates of different timer ids, whose results cannot depend on their
+//! order, may be applied by several workers at once (see [`operations::start_next`]). One
+//! that has been started [`MAX_OPERATION_ATTEMPTS`] times without finishing is failed rather
+//! than started again.
 //!
 //! Retention, about once every [`RETENTION_INTERVAL`] and by one worker at a time (an
 //! advisory lock): operations are deleted [`OPERATION_RETENTION`] after they finished, fire
@@ -178,7 +180,7 @@ impl Drop for Session {
 
 /// Starts and applies the next operation, if there is one; returns its id.
 async fn apply_next(client: &mut tokio_postgres::Client) -> Result<Option<Uuid>, OperationError> {
-    let Some(started) = operations::start_next(&*client).await? else {
+    let Some(started) = operations::start_next(client).await? else {
         return Ok(None);
     };
     if started.attempts > MAX_OPERATION_ATTEMPTS {

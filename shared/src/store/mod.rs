@@ -1,8 +1,8 @@
 //! The SQL of clockworks, one module per table. Every value is a bound parameter.
 
 pub mod fires;
-pub mod gauges;
 pub mod firing;
+pub mod gauges;
 pub mod keys;
 pub mod operations;
 pub mod retention;

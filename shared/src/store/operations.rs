@@ -8,7 +8,7 @@
 //! applies an operation in one transaction that holds the operation's row lock: it either
 //! commits every item's effect with every item's result, or nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -535,45 +535,132 @@ pub struct Started {
     pub attempts: i32,
 }
 
-/// Marks the next operation to apply as running and returns it: the earliest unfinished
-/// operation of a namespace whose earlier operations have all finished, that no worker is
-/// applying. Runs in its own transaction so that `running` is visible while the operation
-/// is applied. A `running` operation whose worker died is started again.
-pub async fn start_next(client: &impl GenericClient) -> Result<Option<Started>, OperationError> {
-    let row = client
-        .query_opt(
+/// Most earlier unfinished operations of its namespace that a create may be applied
+/// alongside; with more ahead of it, it waits its turn.
+pub const MAX_CREATES_AHEAD: i64 = 3;
+
+/// Marks the next operation to apply as running and returns it, unless none may start now.
+/// An operation may start when every earlier operation of its namespace has finished, or,
+/// for a create, when the unfinished ones ahead of it are creates (at most
+/// [`MAX_CREATES_AHEAD`]) whose timer ids are all different from its own: creates of
+/// different ids give the same results in any order, so they may be applied at once. The
+/// first kind is preferred. No worker may be applying it already; a `running` operation
+/// whose worker died is started again. Commits its own transaction, so that `running` is
+/// visible while the operation is applied.
+pub async fn start_next(
+    client: &mut impl GenericClient,
+) -> Result<Option<Started>, OperationError> {
+    let transaction = client.transaction().await?;
+    let Some((candidate, ahead)) = next_candidate(&transaction).await? else {
+        transaction.rollback().await?;
+        return Ok(None);
+    };
+    if !ahead.is_empty() && !ids_are_disjoint(&transaction, candidate, &ahead).await? {
+        // It waits for the operations ahead; whoever finishes the last of them starts it.
+        transaction.rollback().await?;
+        return Ok(None);
+    }
+
+    let row = transaction
+        .query_one(
             "update operations
              set status = 'running',
                  started_at = coalesce(started_at, now()),
                  attempts = attempts + 1
-             where id = (
-                 select candidate.id
-                 from operations as candidate
-                 where candidate.status in ('pending', 'running')
-                   and not exists (
-                       select 1
-                       from operations as earlier
-                       where earlier.namespace = candidate.namespace
-                         and earlier.status in ('pending', 'running')
-                         and (earlier.submitted_at, earlier.id)
-                             < (candidate.submitted_at, candidate.id)
-                   )
-                 order by candidate.submitted_at, candidate.id
-                 limit 1
-                 for update of candidate skip locked
-             )
-             returning id, attempts",
-            &[],
+             where id = $1
+             returning attempts",
+            &[&candidate],
         )
         .await?;
-    Ok(row
-        .map(|row| -> Result<Started, tokio_postgres::Error> {
-            Ok(Started {
-                id: row.try_get(0)?,
-                attempts: row.try_get(1)?,
-            })
-        })
-        .transpose()?)
+    let started = Started {
+        id: candidate,
+        attempts: row.try_get(0)?,
+    };
+    transaction.commit().await?;
+    Ok(Some(started))
+}
+
+/// The earliest operation that may start, locked, with the unfinished operations of its
+/// namespace ahead of it (none, or creates ahead of a create). Whether the ids of those
+/// creates are disjoint is left to the caller.
+async fn next_candidate(
+    client: &impl GenericClient,
+) -> Result<Option<(Uuid, Vec<Uuid>)>, OperationError> {
+    let row = client
+        .query_opt(
+            "select candidate.id, coalesce(ahead.ids, '{}')
+             from operations as candidate
+             cross join lateral (
+                 select array_agg(earlier.id) as ids,
+                        count(*) as count,
+                        coalesce(bool_and(earlier.kind = 'create'), true) as all_creates
+                 from (
+                     select id, kind
+                     from operations as earlier
+                     where earlier.namespace = candidate.namespace
+                       and earlier.status in ('pending', 'running')
+                       and (earlier.submitted_at, earlier.id)
+                           < (candidate.submitted_at, candidate.id)
+                     order by earlier.submitted_at, earlier.id
+                     limit $1::bigint + 1
+                 ) as earlier
+             ) as ahead
+             where candidate.status in ('pending', 'running')
+               and (ahead.count = 0
+                    or (candidate.kind = 'create'
+                        and ahead.all_creates
+                        and ahead.count <= $1))
+             order by ahead.count > 0, candidate.submitted_at, candidate.id
+             limit 1
+             for update of candidate skip locked",
+            &[&MAX_CREATES_AHEAD],
+        )
+        .await?;
+    row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .transpose()
+}
+
+/// Whether no timer id of the create `candidate` is also an id of one of the creates
+/// `ahead`. Reads only the ids of the stored requests.
+async fn ids_are_disjoint(
+    client: &impl GenericClient,
+    candidate: Uuid,
+    ahead: &[Uuid],
+) -> Result<bool, OperationError> {
+    /// The ids of a stored create request; everything else in it is skipped.
+    #[derive(Deserialize)]
+    struct CreateIds {
+        items: Vec<ItemId>,
+    }
+    #[derive(Deserialize)]
+    struct ItemId {
+        id: String,
+    }
+
+    let rows = client
+        .query(
+            "select id, request
+             from operations
+             where id = any($1)",
+            &[&[&[candidate], ahead].concat()],
+        )
+        .await?;
+    let mut candidate_ids = HashSet::new();
+    let mut ahead_ids = Vec::new();
+    for row in &rows {
+        let id: Uuid = row.try_get(0)?;
+        // A request that cannot be read is failed by whoever applies it; until then the
+        // candidate waits, as it would behind any operation.
+        let Ok(Json(request)) = row.try_get::<_, Json<CreateIds>>(1) else {
+            return Ok(false);
+        };
+        if id == candidate {
+            candidate_ids.extend(request.items.into_iter().map(|item| item.id));
+        } else {
+            ahead_ids.extend(request.items.into_iter().map(|item| item.id));
+        }
+    }
+    Ok(!ahead_ids.iter().any(|id| candidate_ids.contains(id)))
 }
 
 /// A started operation, locked by the applying transaction.
@@ -608,11 +695,16 @@ pub async fn lock_started(
     let Some(row) = row else {
         return Ok(None);
     };
-    let request: Value = row.try_get(1)?;
+    // Read straight from the stored text into the request: a request of thousands of items
+    // is never built as a generic JSON value first.
+    let request = row
+        .try_get::<_, Json<OperationRequest>>(1)
+        .map(|Json(request)| request)
+        .map_err(|err| err.to_string());
     Ok(Some(Locked {
         id: started.id,
         namespace: row.try_get(0)?,
-        request: serde_json::from_value(request).map_err(|err| err.to_string()),
+        request,
         submitted_at: row.try_get(2)?,
     }))
 }

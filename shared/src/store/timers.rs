@@ -10,11 +10,13 @@
 use jiff::Timestamp;
 use serde_json::json;
 use thiserror::Error;
+use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use crate::duration::Millis;
 use crate::lifecycle::{self, Action, LifecycleError};
+use crate::schedule::Schedule;
 use crate::timer::{Timer, TimerDefinition, TimerState};
 
 /// How many times a create tries again when the row that blocked its insert vanished (was
@@ -64,9 +66,22 @@ pub async fn create(
     definition: &TimerDefinition,
 ) -> Result<Created, StoreError> {
     for _ in 0..MAX_CREATE_ATTEMPTS {
-        let now: Timestamp = client.query_one("select now()", &[]).await?.try_get(0)?;
+        // An `at` or `after` schedule's first fire is written by the insert itself, from the
+        // clock it reads; any other schedule needs the database's clock read first.
+        let (defined_at, first_fire) = match FirstFire::without_clock(&definition.schedule) {
+            Some(first_fire) => (None, first_fire),
+            None => {
+                let now = transaction_now(client).await?;
+                (
+                    Some(now),
+                    FirstFire::Known(definition.schedule.first_fire(now)),
+                )
+            }
+        };
 
-        if let Some(timer) = insert(client, namespace, id, definition, now).await? {
+        if let Some(timer) =
+            insert(client, namespace, id, definition, defined_at, first_fire).await?
+        {
             return Ok(Created::Inserted(timer));
         }
 
@@ -145,7 +160,16 @@ pub async fn put(
         }
 
         // A concurrent create may take the id first; the next attempt then replaces it.
-        if let Some(created) = insert(&transaction, namespace, id, definition, now).await? {
+        let first_fire = FirstFire::Known(definition.schedule.first_fire(now));
+        let inserted = insert(
+            &transaction,
+            namespace,
+            id,
+            definition,
+            Some(now),
+            first_fire,
+        );
+        if let Some(created) = inserted.await? {
             transaction.commit().await?;
             return Ok(Put::Created(created));
         }
@@ -232,42 +256,81 @@ pub async fn list(
     rows.iter().map(timer_from_row).collect()
 }
 
+/// When a new timer first fires, relative to the instant it is created at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FirstFire {
+    /// At this instant, or never (`None`).
+    Known(Option<Timestamp>),
+    /// This long after the instant the timer is created at.
+    After(Millis),
+}
+
+impl FirstFire {
+    /// The first fire of `schedule` when it can be written without knowing the instant the
+    /// timer is created at: an `at` schedule's instant, an `after` schedule's delay. Every
+    /// and cron schedules count their slots from that instant.
+    fn without_clock(schedule: &Schedule) -> Option<FirstFire> {
+        match schedule {
+            Schedule::At { at } => Some(FirstFire::Known(Some(*at))),
+            Schedule::After { after } => Some(FirstFire::After(*after)),
+            Schedule::Every(_) | Schedule::Cron(_) => None,
+        }
+    }
+
+    fn state(self) -> TimerState {
+        match self {
+            FirstFire::Known(None) => TimerState::Completed,
+            FirstFire::Known(Some(_)) | FirstFire::After(_) => TimerState::Scheduled,
+        }
+    }
+}
+
+/// Inserts the timer unless its id is taken, created at `defined_at`, or at the database's
+/// `now()` when that is `None`. One statement, sent without a separate prepare.
 async fn insert(
     client: &impl GenericClient,
     namespace: &str,
     id: &str,
     definition: &TimerDefinition,
-    now: Timestamp,
+    defined_at: Option<Timestamp>,
+    first_fire: FirstFire,
 ) -> Result<Option<Timer>, StoreError> {
-    let next_fire_at = definition.schedule.first_fire(now);
-    let state = match next_fire_at {
-        Some(_) => TimerState::Scheduled,
-        None => TimerState::Completed,
+    let (known_fire, after_ms) = match first_fire {
+        FirstFire::Known(instant) => (instant, None),
+        FirstFire::After(after) => (None, Some(after.as_millis())),
     };
     let row = client
-        .query_opt(
+        .query_typed_opt(
             concat!(
-                "insert into timers (namespace, id, uid, group_name, schedule, routing_key,
+                "with clock (defined_at) as (
+                     select coalesce($12, now())
+                 )
+                 insert into timers (namespace, id, uid, group_name, schedule, routing_key,
                                      payload, headers, expire_after_ms, state, next_fire_at,
                                      created_at, updated_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                 select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                        coalesce($11, clock.defined_at + $13 * interval '1 millisecond'),
+                        clock.defined_at,
+                        clock.defined_at
+                 from clock
                  on conflict (namespace, id) do nothing
                  returning ",
                 timer_columns!()
             ),
             &[
-                &namespace,
-                &id,
-                &Uuid::now_v7(),
-                &definition.group,
-                &definition.schedule.to_json(),
-                &definition.routing_key,
-                &definition.payload,
-                &json!(definition.headers),
-                &definition.expire_after.map(Millis::as_millis),
-                &state.as_str(),
-                &next_fire_at,
-                &now,
+                (&namespace, Type::TEXT),
+                (&id, Type::TEXT),
+                (&Uuid::now_v7(), Type::UUID),
+                (&definition.group, Type::TEXT),
+                (&definition.schedule.to_json(), Type::JSONB),
+                (&definition.routing_key, Type::TEXT),
+                (&definition.payload, Type::JSONB),
+                (&json!(definition.headers), Type::JSONB),
+                (&definition.expire_after.map(Millis::as_millis), Type::INT8),
+                (&first_fire.state().as_str(), Type::TEXT),
+                (&known_fire, Type::TIMESTAMPTZ),
+                (&defined_at, Type::TIMESTAMPTZ),
+                (&after_ms, Type::INT8),
             ],
         )
         .await?;
@@ -276,7 +339,10 @@ async fn insert(
 
 /// The database's `now()`: in a transaction, the instant it began.
 async fn transaction_now(client: &impl GenericClient) -> Result<Timestamp, StoreError> {
-    Ok(client.query_one("select now()", &[]).await?.try_get(0)?)
+    Ok(client
+        .query_typed_one("select now()", &[])
+        .await?
+        .try_get(0)?)
 }
 
 /// The timer `id` of `namespace`, locked until the transaction ends. A worker firing it
@@ -358,7 +424,7 @@ pub async fn get(
     id: &str,
 ) -> Result<Option<Timer>, StoreError> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             concat!(
                 "select ",
                 timer_columns!(),
@@ -366,7 +432,7 @@ pub async fn get(
                  where namespace = $1
                    and id = $2"
             ),
-            &[&namespace, &id],
+            &[(&namespace, Type::TEXT), (&id, Type::TEXT)],
         )
         .await?;
     row.as_ref().map(timer_from_row).transpose()
