@@ -118,7 +118,7 @@ async fn create_one(
     let created = state
         .db
         .bounded(timers::create(
-            &**client,
+            &client,
             &caller.namespace,
             &id,
             &new.definition,

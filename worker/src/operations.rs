@@ -63,8 +63,9 @@ const MAX_CREATE_ROUNDS: usize = 3;
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
-/// How often each worker tries to run the retention step: hourly.
-pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often each worker tries to run the retention step: every minute, so that deleting
+/// keeps up with a fleet firing thousands of timers a second.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 /// Most rows one retention statement deletes; a backlog is deleted in several.
 const RETENTION_BATCH_ROWS: i64 = 10_000;
 /// Most retention statements per table in one run, so a huge backlog cannot keep the loop

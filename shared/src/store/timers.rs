@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde_json::json;
 use thiserror::Error;
 use tokio_postgres::types::Type;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
 use crate::duration::Millis;
@@ -59,12 +59,16 @@ pub enum Created {
 /// timer holding it is returned untouched. The first fire is computed from the database's
 /// clock, which is also the timer's `created_at`. Safe against concurrent creates of the same
 /// id: exactly one inserts, the others see its timer.
+///
+/// Takes a pooled connection, which keeps the insert prepared from one request to the next.
 pub async fn create(
-    client: &impl GenericClient,
+    client: &deadpool_postgres::Client,
     namespace: &str,
     id: &str,
     definition: &TimerDefinition,
 ) -> Result<Created, StoreError> {
+    let statement = client.prepare_typed_cached(INSERT, &INSERT_TYPES).await?;
+    let client: &tokio_postgres::Client = client;
     for _ in 0..MAX_CREATE_ATTEMPTS {
         // An `at` or `after` schedule's first fire is written by the insert itself, from the
         // clock it reads; any other schedule needs the database's clock read first.
@@ -79,9 +83,10 @@ pub async fn create(
             }
         };
 
-        if let Some(timer) =
-            insert(client, namespace, id, definition, defined_at, first_fire).await?
-        {
+        let inserted = insert(
+            client, &statement, namespace, id, definition, defined_at, first_fire,
+        );
+        if let Some(timer) = inserted.await? {
             return Ok(Created::Inserted(timer));
         }
 
@@ -160,9 +165,11 @@ pub async fn put(
         }
 
         // A concurrent create may take the id first; the next attempt then replaces it.
+        let statement = transaction.prepare_typed(INSERT, &INSERT_TYPES).await?;
         let first_fire = FirstFire::Known(definition.schedule.first_fire(now));
         let inserted = insert(
             &transaction,
+            &statement,
             namespace,
             id,
             definition,
@@ -285,10 +292,49 @@ impl FirstFire {
     }
 }
 
-/// Inserts the timer unless its id is taken, created at `defined_at`, or at the database's
-/// `now()` when that is `None`. One statement, sent without a separate prepare.
+/// Inserts a timer unless its id is taken: namespace, id, uid, group, schedule, routing key,
+/// payload, headers, expire_after_ms, state, the first fire if it is known ($11), the instant
+/// the timer is created at, or null for the database's `now()` ($12), and otherwise the first
+/// fire's delay after that instant, in milliseconds ($13).
+const INSERT: &str = concat!(
+    "with clock (defined_at) as (
+         select coalesce($12, now())
+     )
+     insert into timers (namespace, id, uid, group_name, schedule, routing_key, payload,
+                         headers, expire_after_ms, state, next_fire_at, created_at,
+                         updated_at)
+     select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+            coalesce($11, clock.defined_at + $13 * interval '1 millisecond'),
+            clock.defined_at,
+            clock.defined_at
+     from clock
+     on conflict (namespace, id) do nothing
+     returning ",
+    timer_columns!()
+);
+
+/// The parameter types of [`INSERT`], in order.
+const INSERT_TYPES: [Type; 13] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::UUID,
+    Type::TEXT,
+    Type::JSONB,
+    Type::TEXT,
+    Type::JSONB,
+    Type::JSONB,
+    Type::INT8,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::INT8,
+];
+
+/// Inserts the timer with `statement`, prepared from [`INSERT`], unless its id is taken;
+/// created at `defined_at`, or at the database's `now()` when that is `None`.
 async fn insert(
     client: &impl GenericClient,
+    statement: &Statement,
     namespace: &str,
     id: &str,
     definition: &TimerDefinition,
@@ -300,37 +346,22 @@ async fn insert(
         FirstFire::After(after) => (None, Some(after.as_millis())),
     };
     let row = client
-        .query_typed_opt(
-            concat!(
-                "with clock (defined_at) as (
-                     select coalesce($12, now())
-                 )
-                 insert into timers (namespace, id, uid, group_name, schedule, routing_key,
-                                     payload, headers, expire_after_ms, state, next_fire_at,
-                                     created_at, updated_at)
-                 select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                        coalesce($11, clock.defined_at + $13 * interval '1 millisecond'),
-                        clock.defined_at,
-                        clock.defined_at
-                 from clock
-                 on conflict (namespace, id) do nothing
-                 returning ",
-                timer_columns!()
-            ),
+        .query_opt(
+            statement,
             &[
-                (&namespace, Type::TEXT),
-                (&id, Type::TEXT),
-                (&Uuid::now_v7(), Type::UUID),
-                (&definition.group, Type::TEXT),
-                (&definition.schedule.to_json(), Type::JSONB),
-                (&definition.routing_key, Type::TEXT),
-                (&definition.payload, Type::JSONB),
-                (&json!(definition.headers), Type::JSONB),
-                (&definition.expire_after.map(Millis::as_millis), Type::INT8),
-                (&first_fire.state().as_str(), Type::TEXT),
-                (&known_fire, Type::TIMESTAMPTZ),
-                (&defined_at, Type::TIMESTAMPTZ),
-                (&after_ms, Type::INT8),
+                &namespace,
+                &id,
+                &Uuid::now_v7(),
+                &definition.group,
+                &definition.schedule.to_json(),
+                &definition.routing_key,
+                &definition.payload,
+                &json!(definition.headers),
+                &definition.expire_after.map(Millis::as_millis),
+                &first_fire.state().as_str(),
+                &known_fire,
+                &defined_at,
+                &after_ms,
             ],
         )
         .await?;

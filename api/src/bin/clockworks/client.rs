@@ -18,7 +18,7 @@ pub enum RequestError {
         "no API key: pass --key or set CLOCKWORKS_KEY (`clockworks-api keys create` makes one)"
     )]
     NoKey,
-    #[error("--url {0:?} is not an http:// or https:// URL")]
+    #[error("--url {0:?} is not an http:// URL; this client speaks plain HTTP only")]
     BadUrl(String),
     #[error("cannot reach the api at {url}: {cause}")]
     Unreachable { url: String, cause: String },
@@ -52,7 +52,7 @@ impl Client {
     pub fn new(url: &str, key: Option<String>) -> Result<Client, RequestError> {
         let base = Url::parse(url)
             .ok()
-            .filter(|base| matches!(base.scheme(), "http" | "https"))
+            .filter(|base| base.scheme() == "http")
             .ok_or_else(|| RequestError::BadUrl(url.to_owned()))?;
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -199,6 +199,14 @@ mod tests {
     #[test]
     fn a_body_that_is_not_a_problem_is_not_read_as_one() {
         assert!(problem("<html>bad gateway</html>", StatusCode::BAD_GATEWAY).is_none());
+    }
+
+    #[test]
+    fn only_plain_http_urls_are_accepted() {
+        assert!(Client::new("http://h:1", None).is_ok());
+        for url in ["https://h", "h:8080", "ftp://h"] {
+            assert!(Client::new(url, None).is_err(), "{url}");
+        }
     }
 
     #[test]
