@@ -56,7 +56,10 @@ fn bounded<T>(what: &str, parse: impl FnOnce() -> T) -> Result<T, TestCaseError>
 fn near_miss_text() -> impl Strategy<Value = String> {
     prop_oneof![
         "[0-9PTYMWDHSmshdwu.:+ -]{0,24}",
-        "[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}T[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:?[0-9]{2})?",
+        concat!(
+            "[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}T[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
+            "(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:?[0-9]{2})?"
+        ),
         "(Europe|America|Asia|Etc|UTC|GMT)(/[A-Za-z_+-]{0,14})?",
         cron_text(),
     ]
@@ -64,16 +67,19 @@ fn near_miss_text() -> impl Strategy<Value = String> {
 
 /// Five to seven whitespace-separated tokens of cron syntax, valid or not.
 fn cron_text() -> impl Strategy<Value = String> {
+    let common = vec![
+        "*", "0", "5", "30", "*/5", "*/15", "1-5", "MON-FRI", "1,15", "L",
+    ];
     let token = prop_oneof![
-        Just("*".to_owned()),
-        Just("?".to_owned()),
-        "[0-9]{1,3}",
-        "[0-9]{1,2}-[0-9]{1,3}",
-        "\\*/[0-9]{1,4}",
-        "[0-9]{1,2}(,[0-9]{1,2}){1,4}",
-        "[0-9]{0,2}[LW#][0-9]{0,2}",
-        "[A-Z]{3}(-[A-Z]{3})?",
-        "[0-9*/,LW#?A-Z-]{1,8}",
+        8 => select(common).prop_map(str::to_owned),
+        1 => Just("?".to_owned()),
+        1 => "[0-9]{1,3}",
+        1 => "[0-9]{1,2}-[0-9]{1,3}",
+        1 => "\\*/[0-9]{1,4}",
+        1 => "[0-9]{1,2}(,[0-9]{1,2}){1,4}",
+        1 => "[0-9]{0,2}[LW#][0-9]{0,2}",
+        1 => "[A-Z]{3}(-[A-Z]{3})?",
+        1 => "[0-9*/,LW#?A-Z-]{1,8}",
     ];
     prop::collection::vec(token, 5..=7).prop_map(|tokens| tokens.join(" "))
 }
@@ -95,7 +101,11 @@ fn json_scalar() -> impl Strategy<Value = Value> {
 
 /// An object key: usually a field a schedule or a timer has, sometimes anything.
 fn json_key() -> impl Strategy<Value = String> {
-    let known: Vec<&str> = SCHEDULE_FIELDS.iter().chain(&TIMER_FIELDS).copied().collect();
+    let known: Vec<&str> = SCHEDULE_FIELDS
+        .iter()
+        .chain(&TIMER_FIELDS)
+        .copied()
+        .collect();
     prop_oneof![
         3 => select(known).prop_map(str::to_owned),
         1 => any::<String>(),
@@ -113,30 +123,136 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-/// An object with schedule fields, each holding a random scalar or a near miss.
-fn schedule_like() -> impl Strategy<Value = Value> {
-    let field = (select(SCHEDULE_FIELDS.to_vec()), json_scalar());
-    prop::collection::vec(field, 1..5).prop_map(|fields| {
-        Value::Object(
-            fields
-                .into_iter()
-                .map(|(name, value)| (name.to_owned(), value))
-                .collect::<Map<String, Value>>(),
-        )
+/// An instant as RFC 3339 text, from before the earliest a schedule may name (1970) to after
+/// the latest (the year 4000).
+fn instant_text() -> impl Strategy<Value = String> {
+    (-100_000_000_i64..70_000_000_000).prop_map(|second| {
+        Timestamp::from_second(second).map_or_else(|_| String::new(), |at| at.to_string())
     })
 }
 
-/// An object with timer fields, its schedule shaped like one.
+/// A duration as friendly or ISO 8601 text, zero and far too long ones included.
+fn duration_text() -> impl Strategy<Value = String> {
+    let units = vec!["ms", "s", "m", "h", "d", "w"];
+    prop_oneof![
+        (0_u64..100_000, select(units.clone())).prop_map(|(n, unit)| format!("{n}{unit}")),
+        (0_u64..1_000, select(units), 0_u64..100).prop_map(|(n, unit, m)| format!("{n}{unit}{m}s")),
+        (0_u64..100_000, select(vec!["S", "M", "H"])).prop_map(|(n, unit)| format!("PT{n}{unit}")),
+        (0_u64..100_000).prop_map(|days| format!("P{days}D")),
+    ]
+}
+
+/// A value for a schedule field: usually one of the right shape (valid or nearly), now and
+/// then any scalar at all.
+fn schedule_field(name: &'static str) -> BoxedStrategy<Value> {
+    let plausible: BoxedStrategy<Value> = match name {
+        "at" | "start_at" | "end_at" => instant_text().prop_map(Value::String).boxed(),
+        "after" | "every" => duration_text().prop_map(Value::String).boxed(),
+        "cron" => cron_text().prop_map(Value::String).boxed(),
+        "timezone" => select(vec![
+            "UTC",
+            "Europe/Paris",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "Asia/Kathmandu",
+            "Mars/Olympus_Mons",
+        ])
+        .prop_map(Value::from)
+        .boxed(),
+        "max_fires" => (-2_i64..6).prop_map(Value::from).boxed(),
+        "on_missed" => select(vec!["fire_once", "skip", "fire_all", "later"])
+            .prop_map(Value::from)
+            .boxed(),
+        "dst_gap" => select(vec!["shift", "skip", "drop"])
+            .prop_map(Value::from)
+            .boxed(),
+        _ => select(vec!["earlier", "both", "later"])
+            .prop_map(Value::from)
+            .boxed(),
+    };
+    prop_oneof![6 => plausible, 1 => json_scalar()].boxed()
+}
+
+/// A schedule object of one kind with some of the optional fields that kind takes, and now
+/// and then a field that does not belong.
+fn schedule_like() -> impl Strategy<Value = Value> {
+    select(vec!["at", "after", "every", "cron"])
+        .prop_flat_map(|kind| {
+            let optional: Vec<&'static str> = match kind {
+                "every" => vec!["start_at", "end_at", "max_fires", "on_missed"],
+                "cron" => SCHEDULE_FIELDS[4..].to_vec(),
+                _ => Vec::new(),
+            };
+            let count = optional.len();
+            (
+                Just(kind),
+                prop::sample::subsequence(optional, 0..=count),
+                prop::option::weighted(0.1, select(SCHEDULE_FIELDS.to_vec())),
+            )
+        })
+        .prop_flat_map(|(kind, optional, stray)| {
+            std::iter::once(kind)
+                .chain(optional)
+                .chain(stray)
+                .map(|name| schedule_field(name).prop_map(move |value| (name, value)))
+                .collect::<Vec<_>>()
+        })
+        .prop_map(|fields| {
+            Value::Object(
+                fields
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value))
+                    .collect::<Map<String, Value>>(),
+            )
+        })
+}
+
+/// A string matching `pattern`, now and then any JSON value instead.
+fn matching_or_any(pattern: &'static str) -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => pattern.prop_map(Value::String),
+        1 => json_value(),
+    ]
+}
+
+/// A timer object: a schedule shaped like one and the other fields, each usually of the
+/// right shape and now and then anything.
 fn timer_like() -> impl Strategy<Value = Value> {
-    let field = (select(TIMER_FIELDS.to_vec()), json_value());
-    (prop::collection::vec(field, 0..6), schedule_like()).prop_map(|(fields, schedule)| {
-        let mut object: Map<String, Value> = fields
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect();
-        object.insert("schedule".to_owned(), schedule);
-        Value::Object(object)
-    })
+    let headers = prop::collection::btree_map("[A-Za-z-]{1,12}", "[ -~]{0,16}", 0..4)
+        .prop_map(|headers| serde_json::json!(headers));
+    (
+        schedule_like(),
+        prop::option::of(matching_or_any("[A-Za-z0-9._~:-]{1,24}")),
+        prop::option::of(matching_or_any("[a-z]{1,10}")),
+        prop::option::weighted(0.9, matching_or_any("[a-z]{1,8}(\\.[a-z]{1,8}){0,3}")),
+        prop::option::of(json_value()),
+        prop::option::of(prop_oneof![3 => headers, 1 => json_value()]),
+        prop::option::of(duration_text().prop_map(Value::String)),
+        prop::option::weighted(0.1, (json_key(), json_value())),
+    )
+        .prop_map(
+            |(schedule, id, group, routing_key, payload, headers, expire_after, extra)| {
+                let mut timer = Map::new();
+                timer.insert("schedule".to_owned(), schedule);
+                let fields = [
+                    ("id", id),
+                    ("group", group),
+                    ("routing_key", routing_key),
+                    ("payload", payload),
+                    ("headers", headers),
+                    ("expire_after", expire_after),
+                ];
+                for (name, value) in fields {
+                    if let Some(value) = value {
+                        timer.insert(name.to_owned(), value);
+                    }
+                }
+                if let Some((name, value)) = extra {
+                    timer.insert(name, value);
+                }
+                Value::Object(timer)
+            },
+        )
 }
 
 /// Whatever a schedule parser accepted must round-trip through its stored form and compute
@@ -159,6 +275,12 @@ fn exercise(schedule: &Schedule) -> Result<(), TestCaseError> {
 }
 
 proptest! {
+    // A failing case prints its input; integration tests have no source file to save it in.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
     #[test]
     fn any_string_read_as_a_duration_is_answered_without_panicking(text in any::<String>()) {
         bounded("a duration", || text.parse::<Millis>())?.ok();

@@ -14,8 +14,8 @@ use clockworks_tests::seed::{self, SeedTimer};
 use clockworks_tests::stack::amqp_url;
 use clockworks_tests::{Proxy, Stack};
 use fault_support::{
-    Deliveries, QueueReader, RECEIVE_LIMIT, await_readiness, metric, readiness, recorded,
-    seed_due, settled, upstream,
+    Deliveries, QueueReader, RECEIVE_LIMIT, await_readiness, metric, readiness, recorded, seed_due,
+    settled, upstream,
 };
 use lapin::options::ExchangeDeleteOptions;
 use lapin::{Connection, ConnectionProperties};
@@ -42,8 +42,7 @@ async fn worker_behind_a_broker_proxy(env: &[(&str, &str)]) -> Result<(Stack, Pr
 }
 
 #[tokio::test]
-async fn a_broker_cut_for_ten_seconds_while_a_thousand_timers_come_due_loses_none() -> Result<()>
-{
+async fn a_broker_cut_for_ten_seconds_while_a_thousand_timers_come_due_loses_none() -> Result<()> {
     let (stack, proxy) = worker_behind_a_broker_proxy(&[]).await?;
     let admin = stack.workers[0].admin_url.clone();
     let mut consumer = stack.consumer("acme.#").await?;
@@ -52,7 +51,13 @@ async fn a_broker_cut_for_ten_seconds_while_a_thousand_timers_come_due_loses_non
     proxy.cut().await;
     let cut_at = tokio::time::Instant::now();
     assert!(
-        await_readiness(&stack, &admin, StatusCode::SERVICE_UNAVAILABLE, NOTICE_WITHIN).await?,
+        await_readiness(
+            &stack,
+            &admin,
+            StatusCode::SERVICE_UNAVAILABLE,
+            NOTICE_WITHIN
+        )
+        .await?,
         "the worker stayed ready without its broker"
     );
     tokio::time::sleep_until(cut_at + BROKER_CUT).await;
@@ -74,7 +79,9 @@ async fn a_broker_cut_for_ten_seconds_while_a_thousand_timers_come_due_loses_non
         "the worker did not become ready again"
     );
     let mut deliveries = Deliveries::default();
-    deliveries.receive(&mut consumer, &seeded, RECEIVE_LIMIT).await;
+    deliveries
+        .receive(&mut consumer, &seeded, RECEIVE_LIMIT)
+        .await;
     let repeated = deliveries.assert_promises(&seeded);
     eprintln!("after a 10 s broker cut: 1000 timers fired, {repeated} repeated deliveries");
     assert_eq!(settled(&stack, 1_000, NOTICE_WITHIN).await?, (1_000, 1_000));
@@ -111,7 +118,9 @@ async fn a_broker_that_never_confirms_gets_no_timer_marked_fired_and_all_fire_on
     proxy.restore();
 
     let mut deliveries = Deliveries::default();
-    deliveries.receive(&mut consumer, &seeded, RECEIVE_LIMIT).await;
+    deliveries
+        .receive(&mut consumer, &seeded, RECEIVE_LIMIT)
+        .await;
     let repeated = deliveries.assert_promises(&seeded);
     eprintln!("after a stalled broker: 200 timers fired, {repeated} repeated deliveries");
     assert_eq!(settled(&stack, 200, NOTICE_WITHIN).await?, (200, 200));

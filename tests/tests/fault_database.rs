@@ -116,7 +116,9 @@ async fn timers_due_during_a_database_cut_fire_after_it_while_the_api_answers_50
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let mut deliveries = Deliveries::default();
-    deliveries.receive(&mut consumer, &seeded, RECEIVE_LIMIT).await;
+    deliveries
+        .receive(&mut consumer, &seeded, RECEIVE_LIMIT)
+        .await;
     let repeated = deliveries.assert_promises(&seeded);
     eprintln!(
         "503 in {answered_in:?}; 2xx again {recovered_in:?} after the restore; \

@@ -35,12 +35,13 @@ fn mixed_request(n: usize) -> (Method, String, Option<Value>) {
 }
 
 #[tokio::test]
-async fn requests_beyond_the_in_flight_limit_on_a_stalled_database_get_503_never_500()
--> Result<()> {
+async fn requests_beyond_the_in_flight_limit_on_a_stalled_database_get_503_never_500() -> Result<()>
+{
     let mut stack = Stack::new().await?;
     let proxy = Proxy::start(upstream(&stack.db.url).await?).await?;
     let through = url_through(&stack.db.url, &proxy);
-    stack.api = Some(Api::spawn(&through, &[("CLOCKWORKS_API_MAX_IN_FLIGHT", MAX_IN_FLIGHT)]).await?);
+    stack.api =
+        Some(Api::spawn(&through, &[("CLOCKWORKS_API_MAX_IN_FLIGHT", MAX_IN_FLIGHT)]).await?);
     let key = stack.create_key("acme", &SCOPES).await?;
     let known = json!({"id": "known", "schedule": {"after": "1h"}, "routing_key": "k"});
     let created = stack
@@ -150,7 +151,10 @@ async fn an_unexpected_failure_is_a_500_whose_body_names_no_internal_detail() ->
     assert_eq!(problem["type"], "/problems/internal");
     assert_eq!(problem["detail"], "an unexpected error occurred");
     for internal in [marker, "corrupt", "schedule", "stored", "timers"] {
-        assert!(!body.contains(internal), "the body names {internal:?}: {body}");
+        assert!(
+            !body.contains(internal),
+            "the body names {internal:?}: {body}"
+        );
     }
     let log = stack.api().process.log()?;
     assert!(

@@ -93,7 +93,9 @@ async fn rows_that_cannot_be_fired_are_set_aside_with_a_reason_and_the_rest_fire
 
     // Any delivery of a corrupt timer would fail this: it is not one of the seeded timers.
     let mut deliveries = Deliveries::default();
-    deliveries.receive(&mut consumer, &seeded, RECEIVE_LIMIT).await;
+    deliveries
+        .receive(&mut consumer, &seeded, RECEIVE_LIMIT)
+        .await;
     assert_eq!(deliveries.assert_promises(&seeded), 0);
 
     let rows = corrupt_rows(&stack).await?;

@@ -24,7 +24,11 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 /// Sends `request` as it is and returns what came back before the connection closed: the
 /// status line's code, if a response arrived at all.
 async fn raw_exchange(stack: &Stack, request: Vec<u8>) -> Result<Option<u16>> {
-    let address = stack.api().base_url.trim_start_matches("http://").to_owned();
+    let address = stack
+        .api()
+        .base_url
+        .trim_start_matches("http://")
+        .to_owned();
     let stream = TcpStream::connect(&address).await?;
     let (mut reader, mut writer) = stream.into_split();
 
@@ -90,7 +94,10 @@ async fn a_request_head_larger_than_the_read_buffer_is_refused_without_being_rea
     let near_limit = format!("x-big: {}\r\n", "a".repeat(MAX_HEAD_BYTES / 2));
     let beyond = format!("x-big: {}\r\n", "a".repeat(4 * MAX_HEAD_BYTES));
 
-    assert_eq!(raw_exchange(&stack, head_with(&near_limit)).await?, Some(401));
+    assert_eq!(
+        raw_exchange(&stack, head_with(&near_limit)).await?,
+        Some(401)
+    );
     let refused = raw_exchange(&stack, head_with(&beyond)).await?;
     assert!(
         matches!(refused, None | Some(431)),
@@ -115,7 +122,10 @@ async fn a_body_whose_chunked_encoding_breaks_is_a_client_error_not_a_server_err
 
     assert_eq!(answered, Some(400));
     let log = stack.api().process.log()?;
-    assert!(!log.contains("request failed"), "logged as a failure: {log}");
+    assert!(
+        !log.contains("request failed"),
+        "logged as a failure: {log}"
+    );
     assert_still_serving(&stack).await?;
     stack.shutdown().await
 }

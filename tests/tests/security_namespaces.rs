@@ -66,7 +66,14 @@ async fn alphas_rows(stack: &Stack) -> Result<Value> {
 /// idempotency key; returns the operation's path.
 async fn alpha_with_everything(stack: &Stack, alpha: &str) -> Result<String> {
     for id in [SCHEDULED, PAUSED] {
-        let created = send(stack, Method::POST, "/v1/timers", alpha, Some(&timer(id, "alpha"))).await?;
+        let created = send(
+            stack,
+            Method::POST,
+            "/v1/timers",
+            alpha,
+            Some(&timer(id, "alpha")),
+        )
+        .await?;
         assert_eq!(created.status(), StatusCode::CREATED);
     }
     let pause = format!("/v1/timers/{PAUSED}/pause");
@@ -129,7 +136,11 @@ async fn beta_reads_nothing_of_alphas(stack: &Stack, beta: &str, operation: &str
     let fires = format!("/v1/timers/{SCHEDULED}/fires");
     assert_nothing(send(stack, Method::GET, &fires, beta, None).await?, &fires).await?;
     let preview = format!("/v1/timers/{SCHEDULED}/preview");
-    assert_nothing(send(stack, Method::GET, &preview, beta, None).await?, &preview).await?;
+    assert_nothing(
+        send(stack, Method::GET, &preview, beta, None).await?,
+        &preview,
+    )
+    .await?;
     assert_nothing(
         send(stack, Method::GET, operation, beta, None).await?,
         operation,
@@ -139,7 +150,10 @@ async fn beta_reads_nothing_of_alphas(stack: &Stack, beta: &str, operation: &str
     for path in ["/v1/timers".to_owned(), format!("/v1/timers?group={GROUP}")] {
         let listed = json_of(stack, Method::GET, &path, beta).await?;
         let timers = listed["timers"].as_array().expect("a listing");
-        assert!(timers.iter().all(|t| owner(t) == "beta"), "{path}: {listed}");
+        assert!(
+            timers.iter().all(|t| owner(t) == "beta"),
+            "{path}: {listed}"
+        );
     }
     let operations = json_of(stack, Method::GET, "/v1/operations", beta).await?;
     let alphas_id = operation.rsplit('/').next().expect("an operation path");
@@ -169,7 +183,10 @@ async fn beta_reads_nothing_of_alphas(stack: &Stack, beta: &str, operation: &str
         )
         .await?
         .get(0);
-    assert_eq!(counted, betas, "beta's groups count another's timers: {groups}");
+    assert_eq!(
+        counted, betas,
+        "beta's groups count another's timers: {groups}"
+    );
     Ok(())
 }
 
@@ -225,10 +242,25 @@ async fn beta_creates_its_own_under_alphas_names(
 ) -> Result<()> {
     let mine = timer(SCHEDULED, "beta");
     let created = send(stack, Method::POST, "/v1/timers", beta, Some(&mine)).await?;
-    assert_eq!(created.status(), StatusCode::CREATED, "a create met alpha's timer");
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "a create met alpha's timer"
+    );
     let path = format!("/v1/timers/{PAUSED}");
-    let put = send(stack, Method::PUT, &path, beta, Some(&timer(PAUSED, "beta"))).await?;
-    assert_eq!(put.status(), StatusCode::CREATED, "a PUT replaced alpha's timer");
+    let put = send(
+        stack,
+        Method::PUT,
+        &path,
+        beta,
+        Some(&timer(PAUSED, "beta")),
+    )
+    .await?;
+    assert_eq!(
+        put.status(),
+        StatusCode::CREATED,
+        "a PUT replaced alpha's timer"
+    );
     assert_eq!(put.json::<Value>().await?["state"], "scheduled");
 
     // The same idempotency key and the same request as alpha's batch.
@@ -242,12 +274,22 @@ async fn beta_creates_its_own_under_alphas_names(
         .send()
         .await?;
     let location = accepted(response).await?;
-    assert_ne!(location, alphas_operation, "beta was given alpha's operation");
+    assert_ne!(
+        location, alphas_operation,
+        "beta was given alpha's operation"
+    );
     let operation = finished(stack, beta, &location).await?;
     assert_eq!(operation["counts"]["created"], 2, "{operation}");
 
     let preview = json!({"schedule": {"every": "1m"}, "count": 2});
-    let previewed = send(stack, Method::POST, "/v1/schedules/preview", beta, Some(&preview)).await?;
+    let previewed = send(
+        stack,
+        Method::POST,
+        "/v1/schedules/preview",
+        beta,
+        Some(&preview),
+    )
+    .await?;
     assert_eq!(previewed.status(), StatusCode::OK);
     Ok(())
 }
@@ -282,7 +324,11 @@ async fn beta_reads_nothing_of_alphas_but_its_own(
     for id in [SCHEDULED, PAUSED, BATCHED[0]] {
         let path = format!("/v1/timers/{id}");
         let read = json_of(stack, Method::GET, &path, beta).await?;
-        let expected = if BATCHED.contains(&id) { "alpha" } else { "beta" };
+        let expected = if BATCHED.contains(&id) {
+            "alpha"
+        } else {
+            "beta"
+        };
         // Beta's batch repeated alpha's request to the letter, payloads included.
         assert_eq!(owner(&read), expected, "{path}: {read}");
         assert_eq!(read["version"], 1, "{path}: {read}");

@@ -8,12 +8,17 @@
 //!
 //! A claim holds row locks (`for update skip locked`) for the length of one transaction, so
 //! any number of workers divide the due timers between them without a leader.
+//!
+//! The statements every batch runs are sent with their parameter types (`query_typed`), so
+//! that none costs a round trip to be prepared first: the time from a timer's due instant to
+//! its publication is mostly round trips.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio_postgres::GenericClient;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 /// A due timer, locked by the claiming transaction until it commits or rolls back.
@@ -113,7 +118,7 @@ pub async fn claim_due(
     limit: i64,
 ) -> Result<Vec<ClaimedTimer>, tokio_postgres::Error> {
     let rows = client
-        .query(
+        .query_typed(
             "select uid, namespace, id, group_name, schedule, routing_key, payload, headers,
                     next_fire_at, fire_count, deferred_state is not null,
                     deferred_next_fire_at, expire_after_ms
@@ -123,7 +128,7 @@ pub async fn claim_due(
              order by next_fire_at
              limit $1
              for update skip locked",
-            &[&limit],
+            &[(&limit, Type::INT8)],
         )
         .await?;
     Ok(rows
@@ -151,7 +156,7 @@ pub async fn claim_due(
 pub async fn transaction_now(
     client: &impl GenericClient,
 ) -> Result<Timestamp, tokio_postgres::Error> {
-    let row = client.query_one("select now()", &[]).await?;
+    let row = client.query_typed_one("select now()", &[]).await?;
     Ok(row.get(0))
 }
 
@@ -185,7 +190,7 @@ async fn record(
     let fired_at: Vec<Timestamp> = fired.iter().map(|fire| fire.fired_at).collect();
     let next: Vec<Option<Timestamp>> = fired.iter().map(|fire| fire.next_fire_at).collect();
     client
-        .execute(
+        .execute_typed(
             "with fired (uid, fire_seq, scheduled_at, fired_at, next_fire_at) as (
                  select *
                  from unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
@@ -220,12 +225,12 @@ async fn record(
              join advanced on advanced.uid = fired.uid
              on conflict (timer_uid, fire_seq) do nothing",
             &[
-                &uids,
-                &fire_seqs,
-                &scheduled,
-                &fired_at,
-                &next,
-                &outcome.as_str(),
+                (&uids, Type::UUID_ARRAY),
+                (&fire_seqs, Type::INT8_ARRAY),
+                (&scheduled, Type::TIMESTAMPTZ_ARRAY),
+                (&fired_at, Type::TIMESTAMPTZ_ARRAY),
+                (&next, Type::TIMESTAMPTZ_ARRAY),
+                (&outcome.as_str(), Type::TEXT),
             ],
         )
         .await
@@ -259,7 +264,7 @@ pub async fn set_aside(
 /// the database clock at the time of asking.
 pub async fn earliest_due(client: &impl GenericClient) -> Result<DueProbe, tokio_postgres::Error> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "select min(next_fire_at), clock_timestamp()
              from timers
              where state = 'scheduled'",

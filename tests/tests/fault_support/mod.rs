@@ -229,7 +229,10 @@ pub async fn await_claim(stack: &Stack, limit: Duration) -> Result<Timestamp> {
         if let Some(since) = claim_held_since(&client).await? {
             return Ok(since);
         }
-        anyhow::ensure!(Instant::now() < deadline, "no worker claimed within {limit:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no worker claimed within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
