@@ -12,7 +12,7 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/clockwork
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 workers=${CLOCKWORKS_WORKERS:-2}
 
-cargo build --release --bins
+cargo build --release -p clockworks-api -p clockworks-worker
 
 database=${DATABASE_URL##*/}
 database=${database%%\?*}

@@ -32,7 +32,8 @@ const CLAIM_DURATION: &str = "clockworks_claim_duration_seconds";
 const PUBLISH_CONFIRM: &str = "clockworks_publish_confirm_seconds";
 
 /// Longest sleep without asking the database what is due next, in case an announcement was
-/// lost.
+/// lost. Timers due more than 10 seconds after they are written are not announced at all
+/// (migration V4): this recheck finds them in time, so it must stay well under that.
 const SAFETY_RECHECK: Duration = Duration::from_secs(5);
 /// First and longest delay between reconnection attempts.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
