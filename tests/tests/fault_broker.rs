@@ -46,7 +46,7 @@ async fn a_broker_cut_for_ten_seconds_while_a_thousand_timers_come_due_loses_non
     let (stack, proxy) = worker_behind_a_broker_proxy(&[]).await?;
     let admin = stack.workers[0].admin_url.clone();
     let mut consumer = stack.consumer("acme.#").await?;
-    let seeded = seed_due(&stack, 1_000, 2_000).await?;
+    let seeded = seed_due(&stack, 1_000, 3_000).await?;
 
     proxy.cut().await;
     let cut_at = tokio::time::Instant::now();
