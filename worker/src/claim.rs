@@ -92,13 +92,19 @@ impl<T> Link<T> {
     }
 }
 
+/// The claiming connection with the fire path's statements prepared on it.
+struct ClaimSession {
+    client: tokio_postgres::Client,
+    statements: firing::Statements,
+}
+
 /// The claim loop with its two connections: PostgreSQL for claims and RabbitMQ for fires.
 pub struct ClaimLoop {
     settings: Settings,
     health: Health,
     due: DueSignal,
     clock: Clock,
-    database: Link<tokio_postgres::Client>,
+    database: Link<ClaimSession>,
     broker: Link<Publisher>,
     held_recheck: Backoff,
 }
@@ -167,7 +173,7 @@ impl ClaimLoop {
     /// Opens the claiming connection unless it is open; `Err` holds when to try again.
     async fn connect_database(&mut self) -> Result<(), Instant> {
         match &self.database.open {
-            Some(client) if !client.is_closed() => return Ok(()),
+            Some(session) if !session.client.is_closed() => return Ok(()),
             Some(_) => {
                 tracing::warn!("the claiming database connection closed");
                 self.lose_database();
@@ -179,12 +185,12 @@ impl ClaimLoop {
         }
 
         match open_claim_session(&self.settings).await {
-            Ok(client) => {
+            Ok(session) => {
                 tracing::info!(
                     database.url = %redact_url(&self.settings.database_url),
                     "connected to the database"
                 );
-                self.database.open = Some(client);
+                self.database.open = Some(session);
                 self.health.set_database(true);
                 Ok(())
             }
@@ -239,14 +245,14 @@ impl ClaimLoop {
     /// After a partial batch: asks the database when the next timer is due (which also
     /// measures the clock offset) and decides how long to sleep.
     async fn plan_wake(&mut self, claimed: usize) -> Next {
-        let Some(database) = &self.database.open else {
+        let Some(session) = &self.database.open else {
             return Next::Again;
         };
 
         // Every announcement received until now is covered by the answer to this query.
         self.due.take();
         let sent_at = Timestamp::now();
-        let probe = match firing::earliest_due(database).await {
+        let probe = match firing::earliest_due(&session.client, &session.statements).await {
             Ok(probe) => probe,
             Err(err) => {
                 tracing::warn!(cause = %err, "asking the database what is due failed");
@@ -296,30 +302,31 @@ fn stopping(stop: &watch::Receiver<bool>) -> bool {
     *stop.borrow() || stop.has_changed().is_err()
 }
 
-/// The dedicated claiming connection, with the claim hold bounding its transactions.
-async fn open_claim_session(
-    settings: &Settings,
-) -> Result<tokio_postgres::Client, clockworks::db::DbError> {
+/// The dedicated claiming connection, with the claim hold bounding its transactions and the
+/// fire path's statements prepared.
+async fn open_claim_session(settings: &Settings) -> Result<ClaimSession, clockworks::db::DbError> {
     let client = clockworks::db::connect(&settings.database_url).await?;
     firing::limit_claim_hold(&client, settings.claim_hold).await?;
-    Ok(client)
+    let statements = firing::Statements::prepare(&client).await?;
+    Ok(ClaimSession { client, statements })
 }
 
 /// One claim transaction: claim, set aside what cannot fire, publish with confirms, record,
 /// commit. Returns how many timers it claimed.
 async fn fire_batch(
-    database: &mut tokio_postgres::Client,
+    session: &mut ClaimSession,
     publisher: &Publisher,
     clock: &Clock,
     settings: &Settings,
 ) -> Result<usize, BatchError> {
-    let transaction = database.transaction().await?;
+    let statements = &session.statements;
+    let transaction = session.client.transaction().await?;
 
     // The transaction's clock is asked for in the same round trip as the claim: both
     // statements are sent before either answer is awaited.
     let claim_started = Instant::now();
     let (claimed, now) = tokio::try_join!(
-        firing::claim_due(&transaction, settings.batch_size),
+        firing::claim_due(&transaction, statements, settings.batch_size),
         firing::transaction_now(&transaction),
     )?;
     histogram!(CLAIM_DURATION).record(claim_started.elapsed().as_secs_f64());
@@ -340,13 +347,23 @@ async fn fire_batch(
     let (expired, fires): (Vec<Fire>, Vec<Fire>) = fires.into_iter().partition(|fire| fire.expired);
     if !expired.is_empty() {
         let records: Vec<_> = expired.iter().map(|fire| fire.record(fired_at)).collect();
-        firing::mark_expired(&transaction, &records).await?;
+        firing::mark_expired(&transaction, statements, &records).await?;
     }
 
     let confirmed_at = if fires.is_empty() {
         fired_at
     } else {
-        match publish_and_record(&transaction, publisher, &fires, fired_at, clock, settings).await {
+        match publish_and_record(
+            &transaction,
+            statements,
+            publisher,
+            &fires,
+            fired_at,
+            clock,
+            settings,
+        )
+        .await
+        {
             Ok(confirmed_at) => confirmed_at,
             Err(err) => {
                 // Rolling back unlocks the rows as they were: due again, for any worker.
@@ -373,6 +390,7 @@ async fn fire_batch(
 /// transaction. Returns when the confirms arrived, by the database clock.
 async fn publish_and_record(
     transaction: &tokio_postgres::Transaction<'_>,
+    statements: &firing::Statements,
     publisher: &Publisher,
     fires: &[Fire],
     fired_at: Timestamp,
@@ -388,7 +406,7 @@ async fn publish_and_record(
     let confirmed_at = clock.database_now().max(fired_at);
 
     let records: Vec<_> = fires.iter().map(|fire| fire.record(fired_at)).collect();
-    firing::mark_fired(transaction, &records).await?;
+    firing::mark_fired(transaction, statements, &records).await?;
     Ok(confirmed_at)
 }
 

@@ -10,8 +10,11 @@ use clockworks::config::{AmqpArgs, DatabaseArgs, TelemetryArgs};
 
 /// Where the admin port (metrics, health, readiness) listens unless told otherwise.
 pub const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9091";
-/// Most due timers claimed in one transaction by default.
-pub const DEFAULT_BATCH_SIZE: i64 = 500;
+/// Most due timers claimed in one transaction by default. Each claim, confirm wait and commit
+/// has a fixed cost, so a burst fires faster in larger batches (about twice as fast in
+/// batches of 2000 as of 500 on the two-core benchmark machine); a batch is held in memory
+/// whole, so timers with large payloads may call for smaller ones.
+pub const DEFAULT_BATCH_SIZE: i64 = 2_000;
 /// Largest claim batch accepted; one batch is published and confirmed as a whole.
 pub const MAX_BATCH_SIZE: i64 = 10_000;
 /// Longest wait for the broker to confirm a batch, by default.

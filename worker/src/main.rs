@@ -89,7 +89,11 @@ async fn run(args: RunArgs) -> Result<()> {
         args.database.database_url.clone(),
         stop.clone(),
     ));
-    ClaimLoop::new(settings, health, due).run(stop).await;
+    // The claim loop is a task of its own rather than the main thread's future, so that it
+    // runs on the runtime's worker threads with the connections it waits on: on the main
+    // thread every round trip of the fire path would cross threads twice more.
+    let claiming = tokio::spawn(ClaimLoop::new(settings, health, due).run(stop));
+    claiming.await.context("the claim loop panicked")?;
     // An operation being applied commits before the process exits.
     applying.await.context("the operations loop panicked")?;
     Ok(())

@@ -3,7 +3,7 @@
 //! The handlers write their JSON with `serde_json`, so these types are never built: each
 //! describes one body, field for field, with the `serde` attributes that `utoipa` reads
 //! (`deny_unknown_fields` becomes `additionalProperties: false`). A field that the handlers
-//! add or drop without the same change here fails `tests/tests/api_openapi.rs`, which checks
+//! add or drop without the same change here fails `tests/tests/suite/api_openapi.rs`, which checks
 //! real answers against these schemas.
 
 #![allow(

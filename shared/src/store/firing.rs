@@ -9,16 +9,17 @@
 //! A claim holds row locks (`for update skip locked`) for the length of one transaction, so
 //! any number of workers divide the due timers between them without a leader.
 //!
-//! The statements every batch runs are sent with their parameter types (`query_typed`), so
-//! that none costs a round trip to be prepared first: the time from a timer's due instant to
-//! its publication is mostly round trips.
+//! The statements every batch runs are prepared once per claiming connection
+//! ([`Statements`]): parsing and planning them again for every batch would cost a round trip
+//! and more server time than a small batch's own work, and the time from a timer's due
+//! instant to its publication is mostly such fixed costs.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
-use tokio_postgres::GenericClient;
 use tokio_postgres::types::Type;
+use tokio_postgres::{GenericClient, Statement};
 use uuid::Uuid;
 
 /// A due timer, locked by the claiming transaction until it commits or rolls back.
@@ -111,26 +112,85 @@ pub async fn limit_claim_hold(
     Ok(())
 }
 
+/// The claim of [`claim_due`], with the limit as its parameter.
+const CLAIM: &str = "select uid, namespace, id, group_name, schedule, routing_key, payload,
+                            headers, next_fire_at, fire_count, deferred_state is not null,
+                            deferred_next_fire_at, expire_after_ms
+                     from timers
+                     where state = 'scheduled'
+                       and next_fire_at <= now()
+                     order by next_fire_at
+                     limit $1
+                     for update skip locked";
+
+/// Advances fired timers and records their fires; see [`record`].
+const RECORD: &str = "with fired (uid, fire_seq, scheduled_at, fired_at, next_fire_at) as (
+                          select *
+                          from unnest($1::uuid[], $2::bigint[], $3::timestamptz[],
+                                      $4::timestamptz[], $5::timestamptz[])
+                      ),
+                      advanced as (
+                          update timers
+                          set fire_count = timers.fire_count + 1,
+                              last_fired_at = case when $6::text = 'delivered'
+                                                   then fired.fired_at
+                                                   else timers.last_fired_at
+                                              end,
+                              next_fire_at = fired.next_fire_at,
+                              state = case when timers.deferred_state is not null
+                                           then timers.deferred_state
+                                           when fired.next_fire_at is null
+                                           then 'completed'
+                                           else 'scheduled'
+                                      end,
+                              deferred_state = null,
+                              deferred_next_fire_at = null,
+                              updated_at = now()
+                          from fired
+                          where timers.uid = fired.uid
+                          returning timers.uid, timers.namespace, timers.id
+                      )
+                      insert into fires (timer_uid, fire_seq, namespace, timer_id,
+                                         scheduled_at, fired_at, outcome)
+                      select fired.uid, fired.fire_seq, advanced.namespace, advanced.id,
+                             fired.scheduled_at, fired.fired_at, $6::text
+                      from fired
+                      join advanced on advanced.uid = fired.uid
+                      on conflict (timer_uid, fire_seq) do nothing";
+
+/// The earliest `next_fire_at` of a scheduled timer and the database clock.
+const EARLIEST_DUE: &str = "select min(next_fire_at), clock_timestamp()
+                            from timers
+                            where state = 'scheduled'";
+
+/// The statements of every batch, prepared on one connection and usable only on it (and its
+/// transactions).
+#[derive(Debug, Clone)]
+pub struct Statements {
+    claim: Statement,
+    record: Statement,
+    earliest_due: Statement,
+}
+
+impl Statements {
+    /// Prepares the fire path's statements on `client`.
+    pub async fn prepare(client: &impl GenericClient) -> Result<Statements, tokio_postgres::Error> {
+        Ok(Statements {
+            claim: client.prepare_typed(CLAIM, &[Type::INT8]).await?,
+            record: client.prepare(RECORD).await?,
+            earliest_due: client.prepare(EARLIEST_DUE).await?,
+        })
+    }
+}
+
 /// Locks up to `limit` due timers, earliest first, skipping those other workers hold. "Due"
 /// is decided by the database clock at the start of the transaction.
 pub async fn claim_due(
     client: &impl GenericClient,
+    statements: &Statements,
     limit: i64,
 ) -> Result<Vec<ClaimedTimer>, tokio_postgres::Error> {
-    let rows = client
-        .query_typed(
-            "select uid, namespace, id, group_name, schedule, routing_key, payload, headers,
-                    next_fire_at, fire_count, deferred_state is not null,
-                    deferred_next_fire_at, expire_after_ms
-             from timers
-             where state = 'scheduled'
-               and next_fire_at <= now()
-             order by next_fire_at
-             limit $1
-             for update skip locked",
-            &[(&limit, Type::INT8)],
-        )
-        .await?;
+    let rows = client.query(&statements.claim, &[&limit]).await?;
     Ok(rows
         .iter()
         .map(|row| ClaimedTimer {
@@ -165,22 +225,27 @@ pub async fn transaction_now(
 /// recorded is kept as it is rather than failing the whole batch over one row.
 pub async fn mark_fired(
     client: &impl GenericClient,
+    statements: &Statements,
     fired: &[FiredTimer],
 ) -> Result<u64, tokio_postgres::Error> {
-    record(client, fired, Outcome::Delivered).await
+    record(client, statements, fired, Outcome::Delivered).await
 }
 
 /// Like [`mark_fired`], for fires that expired and were not published: each still takes its
 /// fire sequence number and counts in `fire_count`, but not as `last_fired_at`.
 pub async fn mark_expired(
     client: &impl GenericClient,
+    statements: &Statements,
     expired: &[FiredTimer],
 ) -> Result<u64, tokio_postgres::Error> {
-    record(client, expired, Outcome::Expired).await
+    record(client, statements, expired, Outcome::Expired).await
 }
 
+/// Advances every timer of `fired` and records its fire with `outcome`, in one statement
+/// ([`RECORD`]).
 async fn record(
     client: &impl GenericClient,
+    statements: &Statements,
     fired: &[FiredTimer],
     outcome: Outcome,
 ) -> Result<u64, tokio_postgres::Error> {
@@ -190,47 +255,15 @@ async fn record(
     let fired_at: Vec<Timestamp> = fired.iter().map(|fire| fire.fired_at).collect();
     let next: Vec<Option<Timestamp>> = fired.iter().map(|fire| fire.next_fire_at).collect();
     client
-        .execute_typed(
-            "with fired (uid, fire_seq, scheduled_at, fired_at, next_fire_at) as (
-                 select *
-                 from unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
-                             $5::timestamptz[])
-             ),
-             advanced as (
-                 update timers
-                 set fire_count = timers.fire_count + 1,
-                     last_fired_at = case when $6::text = 'delivered'
-                                          then fired.fired_at
-                                          else timers.last_fired_at
-                                     end,
-                     next_fire_at = fired.next_fire_at,
-                     state = case when timers.deferred_state is not null
-                                  then timers.deferred_state
-                                  when fired.next_fire_at is null
-                                  then 'completed'
-                                  else 'scheduled'
-                             end,
-                     deferred_state = null,
-                     deferred_next_fire_at = null,
-                     updated_at = now()
-                 from fired
-                 where timers.uid = fired.uid
-                 returning timers.uid, timers.namespace, timers.id
-             )
-             insert into fires (timer_uid, fire_seq, namespace, timer_id, scheduled_at, fired_at,
-                                outcome)
-             select fired.uid, fired.fire_seq, advanced.namespace, advanced.id,
-                    fired.scheduled_at, fired.fired_at, $6::text
-             from fired
-             join advanced on advanced.uid = fired.uid
-             on conflict (timer_uid, fire_seq) do nothing",
+        .execute(
+            &statements.record,
             &[
-                (&uids, Type::UUID_ARRAY),
-                (&fire_seqs, Type::INT8_ARRAY),
-                (&scheduled, Type::TIMESTAMPTZ_ARRAY),
-                (&fired_at, Type::TIMESTAMPTZ_ARRAY),
-                (&next, Type::TIMESTAMPTZ_ARRAY),
-                (&outcome.as_str(), Type::TEXT),
+                &uids,
+                &fire_seqs,
+                &scheduled,
+                &fired_at,
+                &next,
+                &outcome.as_str(),
             ],
         )
         .await
@@ -262,15 +295,11 @@ pub async fn set_aside(
 
 /// The earliest instant a scheduled timer is due, including timers other workers hold, and
 /// the database clock at the time of asking.
-pub async fn earliest_due(client: &impl GenericClient) -> Result<DueProbe, tokio_postgres::Error> {
-    let row = client
-        .query_typed_one(
-            "select min(next_fire_at), clock_timestamp()
-             from timers
-             where state = 'scheduled'",
-            &[],
-        )
-        .await?;
+pub async fn earliest_due(
+    client: &impl GenericClient,
+    statements: &Statements,
+) -> Result<DueProbe, tokio_postgres::Error> {
+    let row = client.query_one(&statements.earliest_due, &[]).await?;
     Ok(DueProbe {
         earliest_due: row.get(0),
         database_now: row.get(1),

@@ -1,7 +1,7 @@
 //! `/trigger` end to end: one fire at once, with the next sequence number, after which the
 //! timer is as it was: the same state and the same slot.
 
-mod lifecycle_support;
+use crate::lifecycle_support;
 
 use std::time::Duration;
 

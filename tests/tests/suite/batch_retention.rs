@@ -2,7 +2,7 @@
 //! records and completed timers older than their retention are deleted; younger ones and
 //! live timers are kept.
 
-mod batch_support;
+use crate::batch_support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! An accepted operation completes exactly once whatever dies: the api copy that accepted it
 //! (killed right after its 202), or the worker applying it (killed in the middle).
 
-mod batch_support;
+use crate::batch_support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

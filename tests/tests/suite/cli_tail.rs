@@ -1,7 +1,7 @@
 //! `clockworks tail` prints the events of timers created and triggered with `clockworks`
 //! itself: the command line from one end of a timer to the other.
 
-mod cli_support;
+use crate::cli_support;
 
 use std::process::Stdio;
 use std::time::Duration;

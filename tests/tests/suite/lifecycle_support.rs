@@ -1,9 +1,6 @@
 //! What the end-to-end lifecycle tests share: an api, workers that can be stopped and
 //! started again, a consumer of the namespace's fired events, and readers of what arrived.
 
-// Each lifecycle test binary uses some of these helpers, not all.
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};

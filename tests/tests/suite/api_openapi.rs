@@ -13,8 +13,8 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 /// The source of the public router and of the problem types, read at compile time.
-const APP_SOURCE: &str = include_str!("../../api/src/app.rs");
-const PROBLEM_SOURCE: &str = include_str!("../../api/src/problem.rs");
+const APP_SOURCE: &str = include_str!("../../../api/src/app.rs");
+const PROBLEM_SOURCE: &str = include_str!("../../../api/src/problem.rs");
 
 /// The function of `app.rs` that builds the public router.
 const ROUTER_FUNCTION: &str = "pub fn router(";

@@ -3,7 +3,7 @@
 //! reaches the broker through a proxy where the fault needs one. In every case a timer is
 //! marked fired only after the broker confirmed it, and every timer fires, late at worst.
 
-mod fault_support;
+use crate::fault_support;
 
 use std::time::Duration;
 

@@ -1,9 +1,6 @@
 //! What the batch tests share: sending batch requests, waiting for their operations to
 //! finish, and reading the database directly.
 
-// Each batch test binary uses some of these helpers, not all.
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};

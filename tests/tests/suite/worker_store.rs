@@ -2,7 +2,7 @@
 //! takes, what concurrent claims leave each other, and what marking a fire writes.
 
 use anyhow::Result;
-use clockworks::store::firing::{self, FiredTimer, SetAside};
+use clockworks::store::firing::{self, FiredTimer, SetAside, Statements};
 use clockworks_tests::TestDb;
 use clockworks_tests::seed::{self, SeedTimer};
 use jiff::Timestamp;
@@ -39,9 +39,10 @@ async fn a_claim_takes_due_timers_earliest_first_and_leaves_future_ones() -> Res
         SeedTimer::at("acme", "future", past(60_000).await?),
     ];
     let mut client = seeded(&db, &timers).await?;
+    let statements = Statements::prepare(&client).await?;
 
     let transaction = client.transaction().await?;
-    let claimed = firing::claim_due(&transaction, 10).await?;
+    let claimed = firing::claim_due(&transaction, &statements, 10).await?;
     assert_eq!(ids(&claimed), ["first", "second"]);
     assert_eq!(claimed[0].fire_count, 0);
     transaction.rollback().await?;
@@ -60,11 +61,13 @@ async fn concurrent_claims_never_take_the_same_timer() -> Result<()> {
     seed::insert(&setup, &timers).await?;
     let mut first = db.client().await?;
     let mut second = db.client().await?;
+    let first_statements = Statements::prepare(&first).await?;
+    let second_statements = Statements::prepare(&second).await?;
 
     let one = first.transaction().await?;
     let two = second.transaction().await?;
-    let claimed_one = firing::claim_due(&one, 3).await?;
-    let claimed_two = firing::claim_due(&two, 10).await?;
+    let claimed_one = firing::claim_due(&one, &first_statements, 3).await?;
+    let claimed_two = firing::claim_due(&two, &second_statements, 10).await?;
     assert_eq!(claimed_one.len(), 3);
     assert_eq!(claimed_two.len(), 2);
     for timer in &claimed_two {
@@ -76,7 +79,7 @@ async fn concurrent_claims_never_take_the_same_timer() -> Result<()> {
     }
 
     // Locked timers still count as due: another worker must not sleep past them.
-    let probe = firing::earliest_due(&setup).await?;
+    let probe = firing::earliest_due(&setup, &Statements::prepare(&setup).await?).await?;
     assert_eq!(probe.earliest_due, Some(due));
     one.rollback().await?;
     two.rollback().await?;
@@ -97,9 +100,10 @@ async fn marking_a_fire_completes_a_one_shot_and_records_it_once() -> Result<()>
     let mut client = seeded(&db, &timers).await?;
     let fired_at = Timestamp::from_millisecond(due.as_millisecond() + 5)?;
     let next = Timestamp::from_millisecond(due.as_millisecond() + 60_000)?;
+    let statements = Statements::prepare(&client).await?;
 
     let transaction = client.transaction().await?;
-    let claimed = firing::claim_due(&transaction, 10).await?;
+    let claimed = firing::claim_due(&transaction, &statements, 10).await?;
     let uid = |id: &str| claimed.iter().find(|timer| timer.id == id).unwrap().uid;
     let fires = [
         FiredTimer {
@@ -117,7 +121,10 @@ async fn marking_a_fire_completes_a_one_shot_and_records_it_once() -> Result<()>
             next_fire_at: Some(next),
         },
     ];
-    assert_eq!(firing::mark_fired(&transaction, &fires).await?, 2);
+    assert_eq!(
+        firing::mark_fired(&transaction, &statements, &fires).await?,
+        2
+    );
     let aside = SetAside {
         uid: uid("broken"),
         reason: "the stored schedule cannot be read".to_owned(),

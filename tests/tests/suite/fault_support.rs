@@ -4,7 +4,6 @@
 //! before its due instant, and a fire delivered twice carries the same message id both times.
 
 // Each fault test file uses its own part of this module.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

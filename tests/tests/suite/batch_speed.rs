@@ -1,9 +1,9 @@
 //! How long large batches take from the POST to `succeeded`, through the real api and one
 //! worker: one batch of 10,000 timers, and 100,000 timers as ten such batches sent one after
-//! another without waiting. The figures are printed (`cargo test --test batch_speed --
+//! another without waiting. The figures are printed (`cargo test --test suite batch_speed --
 //! --nocapture`); what is asserted is only that every timer was created once.
 
-mod batch_support;
+use crate::batch_support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Group actions through the real api and worker: deleting a group touches that group of
 //! that namespace only, and a paused group resumes by each timer's missed-fire policy.
 
-mod batch_support;
+use crate::batch_support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `clockworks timers create --file` with a batch, and `clockworks operations get|wait`:
 //! following an operation that no worker applies yet, then one that a worker finishes.
 
-mod cli_support;
+use crate::cli_support;
 
 use anyhow::{Context, Result};
 use clockworks_tests::Stack;

@@ -4,7 +4,7 @@
 //! every write either finds nothing or acts on beta's own timers. Alpha's rows (timers,
 //! fires, operations and their items) are compared before and after, field by field.
 
-mod batch_support;
+use crate::batch_support;
 
 use anyhow::Result;
 use batch_support::{accepted, apply, finished, send, stack_with_key, write_key};

@@ -2,7 +2,7 @@
 //! with 202, applied by the worker, per-item outcomes, validation of the whole batch before
 //! anything is stored, idempotency keys, and namespaces.
 
-mod batch_support;
+use crate::batch_support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

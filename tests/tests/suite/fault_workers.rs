@@ -7,7 +7,7 @@
 //! A worker is made to hold a claim by stalling its path to the broker: it claims, publishes
 //! into the stall and waits for confirms that cannot come.
 
-mod fault_support;
+use crate::fault_support;
 
 use std::time::Duration;
 

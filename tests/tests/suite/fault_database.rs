@@ -2,7 +2,7 @@
 //! 503 with `Retry-After: 1` at once and serves again soon after the database is back, and
 //! the timers that came due during the cut fire after it, none early and none lost.
 
-mod fault_support;
+use crate::fault_support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `clockworks timers ...` against a real api: a timer's whole life from the command line,
 //! paging, and errors that read as one line from the api's problem details.
 
-mod cli_support;
+use crate::cli_support;
 
 use anyhow::Result;
 use clockworks_tests::Stack;

@@ -3,7 +3,7 @@
 //! allows. Each is set aside (state `failed`) with its reason and counted as a failed fire;
 //! the timers due with and after them fire as if nothing happened.
 
-mod fault_support;
+use crate::fault_support;
 
 use std::time::Duration;
 

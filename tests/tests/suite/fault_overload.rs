@@ -2,7 +2,7 @@
 //! are shed with 503 and `Retry-After: 1` while the database stalls, none is answered 500 and
 //! none hangs; and an unexpected failure is a 500 whose body names no internal detail.
 
-mod fault_support;
+use crate::fault_support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! `every: 1s` timer on its grid, paused and resumed, replaced while it fires, and completed
 //! by `max_fires` or `end_at`.
 
-mod lifecycle_support;
+use crate::lifecycle_support;
 
 use std::time::Duration;
 

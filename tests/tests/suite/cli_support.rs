@@ -1,9 +1,6 @@
 //! What the `clockworks` command-line tests share: running the real binary against a test's
 //! api with a key, and reading what it printed.
 
-// Each cli test binary uses some of these helpers, not all.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::process::{ExitStatus, Stdio};
 

@@ -6,7 +6,7 @@
 //! then `fire_once` fires once for the latest slot already due, `skip` goes to the first
 //! slot after now, and `fire_all` fires every missed slot in turn.
 
-mod lifecycle_support;
+use crate::lifecycle_support;
 
 use std::time::Duration;
 

@@ -1,0 +1,43 @@
+//! Black-box tests of clockworks: the real api and worker binaries as child processes, against
+//! real PostgreSQL and RabbitMQ. One test binary holds every module, so the suite links once.
+
+mod api_auth;
+mod api_cli;
+mod api_lifecycle;
+mod api_listing;
+mod api_namespaces;
+mod api_openapi;
+mod api_rejections;
+mod api_timers;
+mod api_unavailable;
+mod batch_concurrency;
+mod batch_durability;
+mod batch_groups;
+mod batch_operations;
+mod batch_retention;
+mod batch_speed;
+mod batch_support;
+mod cli_operations;
+mod cli_support;
+mod cli_tail;
+mod cli_timers;
+mod consumer_examples;
+mod deploy_config;
+mod fault_broker;
+mod fault_database;
+mod fault_overload;
+mod fault_rows;
+mod fault_support;
+mod fault_workers;
+mod lifecycle_outage;
+mod lifecycle_recurring;
+mod lifecycle_support;
+mod lifecycle_trigger;
+mod security_limits;
+mod security_namespaces;
+mod worker_burst;
+mod worker_fire;
+mod worker_lifecycle;
+mod worker_outage;
+mod worker_store;
+mod worker_tail;
