@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use clockworks::config::{AmqpArgs, DatabaseArgs, TelemetryArgs};
+use clockworks::duration::Millis;
+use clockworks::store::retention::Retention;
 
 /// Where the admin port (metrics, health, readiness) listens unless told otherwise.
 pub const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9091";
@@ -21,6 +23,10 @@ pub const MAX_BATCH_SIZE: i64 = 10_000;
 pub const DEFAULT_CONFIRM_TIMEOUT_MS: u64 = 5_000;
 /// Longest a frozen worker can hold claimed timers, by default.
 pub const DEFAULT_CLAIM_HOLD_SECS: u64 = 10;
+/// Dead rows a table gathers before a worker vacuums it, by default. At a thousand fires a
+/// second that is a vacuum of `timers` every ten seconds, which keeps the dead entries a claim
+/// walks past to a few pages of the due index.
+pub const DEFAULT_VACUUM_DEAD_ROWS: i64 = 10_000;
 /// Longest exchange or queue name AMQP allows, in bytes.
 const MAX_AMQP_NAME_LEN: usize = 255;
 
@@ -92,6 +98,32 @@ pub struct RunArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub claim_hold_secs: u64,
+
+    /// Dead row versions a clockworks table gathers before a worker vacuums it; 0 leaves
+    /// vacuuming to autovacuum. The worker's database role must own the tables.
+    #[arg(
+        long,
+        env = "CLOCKWORKS_VACUUM_DEAD_ROWS",
+        default_value_t = DEFAULT_VACUUM_DEAD_ROWS,
+        value_parser = clap::value_parser!(i64).range(0..)
+    )]
+    pub vacuum_dead_rows: i64,
+
+    /// How long a completed timer is kept before it is deleted (`24h`, `30m`, `P1D`).
+    #[arg(
+        long,
+        env = "CLOCKWORKS_COMPLETED_TIMER_RETENTION",
+        default_value = "24h"
+    )]
+    pub completed_timer_retention: Millis,
+
+    /// How long a fire record is kept (`GET /v1/timers/{id}/fires`).
+    #[arg(long, env = "CLOCKWORKS_FIRE_RETENTION", default_value = "7d")]
+    pub fire_retention: Millis,
+
+    /// How long a finished batch operation, with its item results, is kept.
+    #[arg(long, env = "CLOCKWORKS_OPERATION_RETENTION", default_value = "7d")]
+    pub operation_retention: Millis,
 }
 
 impl RunArgs {
@@ -101,6 +133,15 @@ impl RunArgs {
 
     pub fn claim_hold(&self) -> Duration {
         Duration::from_secs(self.claim_hold_secs)
+    }
+
+    pub fn retention(&self) -> Retention {
+        let span = |millis: Millis| Duration::from_millis(millis.as_millis().unsigned_abs());
+        Retention {
+            operations: span(self.operation_retention),
+            fires: span(self.fire_retention),
+            completed_timers: span(self.completed_timer_retention),
+        }
     }
 
     /// Checks the settings that only make sense together.
@@ -189,6 +230,29 @@ mod tests {
         assert_eq!(args.batch_size, 20);
         assert!(args.database.migrate_on_start);
         assert!(args.validate().is_ok());
+    }
+
+    #[test]
+    fn retention_defaults_to_the_documented_spans_and_reads_durations() {
+        let cli = parse(&["clockworks-worker"]);
+        assert_eq!(cli.run.retention(), Retention::default());
+
+        let cli = parse(&[
+            "clockworks-worker",
+            "--completed-timer-retention",
+            "90s",
+            "--fire-retention",
+            "PT2H",
+            "--operation-retention",
+            "1d",
+        ]);
+        let retention = cli.run.retention();
+        assert_eq!(retention.completed_timers, Duration::from_secs(90));
+        assert_eq!(retention.fires, Duration::from_secs(2 * 3600));
+        assert_eq!(retention.operations, Duration::from_secs(86_400));
+
+        assert!(Cli::try_parse_from(["clockworks-worker", "--fire-retention=-1s"]).is_err());
+        assert!(Cli::try_parse_from(["clockworks-worker", "--fire-retention", "1mo"]).is_err());
     }
 
     #[test]

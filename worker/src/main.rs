@@ -8,6 +8,7 @@
 //! - [`wake`]: due announcements from the database and the database clock offset.
 //! - [`operations`]: applying batch operations, and retention.
 //! - [`gauges`]: backlog and state gauges of the whole timer table.
+//! - [`vacuum`]: vacuuming the tables the fire path churns.
 //! - [`admin`]: metrics, liveness and readiness.
 //! - [`tail`]: the `tail` command.
 
@@ -21,6 +22,7 @@ mod operations;
 mod publish;
 mod shutdown;
 mod tail;
+mod vacuum;
 mod wake;
 
 use anyhow::{Context, Result, anyhow};
@@ -85,8 +87,14 @@ async fn run(args: RunArgs) -> Result<()> {
         args.database.database_url.clone(),
         stop.clone(),
     ));
+    tokio::spawn(vacuum::run(
+        args.database.database_url.clone(),
+        args.vacuum_dead_rows,
+        stop.clone(),
+    ));
     let applying = tokio::spawn(operations::run(
         args.database.database_url.clone(),
+        args.retention(),
         stop.clone(),
     ));
     // The claim loop is a task of its own rather than the main thread's future, so that it

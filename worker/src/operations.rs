@@ -14,9 +14,9 @@
 //! than started again.
 //!
 //! Retention, about once every [`RETENTION_INTERVAL`] and by one worker at a time (an
-//! advisory lock): operations are deleted [`OPERATION_RETENTION`] after they finished, fire
-//! records [`FIRE_RETENTION`] after they were made, completed timers
-//! [`COMPLETED_TIMER_RETENTION`] after they completed.
+//! advisory lock): operations are deleted some time after they finished, fire records after
+//! they were made, completed timers after they completed, as [`Retention`] says (7 days, 7
+//! days and 24 hours by default).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -29,9 +29,7 @@ use clockworks::store::operations::{
     self, ItemResult, OperationError, OperationRequest, Outcome, Resumed, Started, TimerItem,
     TimerRow,
 };
-use clockworks::store::retention::{
-    self, COMPLETED_TIMER_RETENTION, FIRE_RETENTION, OPERATION_RETENTION,
-};
+use clockworks::store::retention::{self, Retention};
 use futures::StreamExt;
 use jiff::Timestamp;
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
@@ -74,7 +72,7 @@ const MAX_RETENTION_ROUNDS: usize = 100;
 
 /// Applies operations and runs retention until `stop` turns true; an operation being
 /// applied is finished first.
-pub async fn run(database_url: String, mut stop: watch::Receiver<bool>) {
+pub async fn run(database_url: String, retention: Retention, mut stop: watch::Receiver<bool>) {
     describe_metrics();
     let notified = Arc::new(Notify::new());
     let mut session: Option<Session> = None;
@@ -115,7 +113,7 @@ pub async fn run(database_url: String, mut stop: watch::Receiver<bool>) {
 
         if Instant::now() >= retention_due {
             retention_due = Instant::now() + RETENTION_INTERVAL;
-            if let Err(err) = prune(client).await {
+            if let Err(err) = prune(client, &retention).await {
                 tracing::warn!(cause = %err, "the retention step failed");
             }
         }
@@ -540,29 +538,35 @@ async fn resume(
 }
 
 /// The retention step, if no other worker is running it.
-async fn prune(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+async fn prune(
+    client: &tokio_postgres::Client,
+    retention: &Retention,
+) -> Result<(), tokio_postgres::Error> {
     if !retention::try_lock(client).await? {
         return Ok(());
     }
-    let outcome = prune_locked(client).await;
+    let outcome = prune_locked(client, retention).await;
     retention::unlock(client).await?;
     outcome
 }
 
-async fn prune_locked(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+async fn prune_locked(
+    client: &tokio_postgres::Client,
+    retention: &Retention,
+) -> Result<(), tokio_postgres::Error> {
     let mut operations_deleted = 0;
     let mut fires_deleted = 0;
     let mut timers_deleted = 0;
     for _ in 0..MAX_RETENTION_ROUNDS {
         let deleted =
-            retention::prune_operations(client, OPERATION_RETENTION, RETENTION_BATCH_ROWS).await?;
+            retention::prune_operations(client, retention.operations, RETENTION_BATCH_ROWS).await?;
         operations_deleted += deleted;
         if deleted < RETENTION_BATCH_ROWS as u64 {
             break;
         }
     }
     for _ in 0..MAX_RETENTION_ROUNDS {
-        let deleted = retention::prune_fires(client, FIRE_RETENTION, RETENTION_BATCH_ROWS).await?;
+        let deleted = retention::prune_fires(client, retention.fires, RETENTION_BATCH_ROWS).await?;
         fires_deleted += deleted;
         if deleted < RETENTION_BATCH_ROWS as u64 {
             break;
@@ -571,7 +575,7 @@ async fn prune_locked(client: &tokio_postgres::Client) -> Result<(), tokio_postg
     for _ in 0..MAX_RETENTION_ROUNDS {
         let deleted = retention::prune_completed_timers(
             client,
-            COMPLETED_TIMER_RETENTION,
+            retention.completed_timers,
             RETENTION_BATCH_ROWS,
         )
         .await?;

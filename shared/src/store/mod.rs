@@ -1,4 +1,5 @@
-//! The SQL of clockworks, one module per table. Every value is a bound parameter.
+//! The SQL of clockworks, one module per table or per concern that spans tables (retention,
+//! vacuuming, gauges). Every value is a bound parameter.
 
 pub mod fires;
 pub mod firing;
@@ -7,3 +8,4 @@ pub mod keys;
 pub mod operations;
 pub mod retention;
 pub mod timers;
+pub mod vacuum;

@@ -10,14 +10,35 @@ use std::time::Duration;
 
 use tokio_postgres::GenericClient;
 
-/// How long a finished operation (with its item results) is kept: 7 days. An idempotency key
-/// can be used again once its operation is gone.
+/// How long a finished operation (with its item results) is kept by default: 7 days. An
+/// idempotency key can be used again once its operation is gone.
 pub const OPERATION_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-/// How long a fire record is kept: 7 days.
+/// How long a fire record is kept by default: 7 days.
 pub const FIRE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-/// How long a completed timer is kept after it completed: 24 hours. After that a read of it
-/// finds nothing.
+/// How long a completed timer is kept after it completed, by default: 24 hours. After that a
+/// read of it finds nothing.
 pub const COMPLETED_TIMER_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// How long each kind of row is kept; the defaults are the constants above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Finished operations, with their item results, after they finished.
+    pub operations: Duration,
+    /// Fire records after the fire.
+    pub fires: Duration,
+    /// Completed timers after they completed.
+    pub completed_timers: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            operations: OPERATION_RETENTION,
+            fires: FIRE_RETENTION,
+            completed_timers: COMPLETED_TIMER_RETENTION,
+        }
+    }
+}
 
 /// Key of the advisory lock held while pruning.
 const RETENTION_LOCK_KEY: i64 = 0x636c_6f63_6b72_6574;

@@ -41,3 +41,4 @@ mod worker_lifecycle;
 mod worker_outage;
 mod worker_store;
 mod worker_tail;
+mod worker_upkeep;
