@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs one clockworks benchmark on this machine (see docs/benchmarks.md): a fresh database,
 # release builds of the api, the workers and the load generator, then `loadgen <mode>` against
-# them. The generator's JSON report goes to standard output, its progress and the peak resident
-# memory of each server process (sampled every 0.5 s during the run) to standard error.
-# Logs, the report and the memory samples are kept in .run/bench/.
+# them. The generator's JSON report goes to standard output; its progress, the peak resident
+# memory of each server process (sampled every 0.5 s during the run) and the rows and size of
+# the timers and fires tables (sampled every 30 s) to standard error. Logs, the report and the
+# samples are kept in .run/bench/.
 #
 # Usage: scripts/bench.sh burst|steady|ingest [loadgen args...]
-# Environment: CLOCKWORKS_BENCH_WORKERS, the number of workers (1 to 9, default 2).
+# Environment: CLOCKWORKS_BENCH_WORKERS, the number of workers (1 to 9, default 2); any other
+# CLOCKWORKS_* setting (CLOCKWORKS_COMPLETED_TIMER_RETENTION, say) reaches the api and workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +42,8 @@ export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 out=.run/bench
 # How often resident memory is sampled, in seconds.
 sample_secs=0.5
+# How often the tables' sizes are sampled, in seconds.
+table_sample_secs=30
 # How long a server may take to become ready, in tenths of a second.
 ready_tenths=300
 
@@ -54,8 +58,10 @@ target/release/clockworks-api migrate >/dev/null
 pids=()
 names=()
 loadgen=
+sampler=
 stop() {
     if [ -n "$loadgen" ]; then kill -TERM "$loadgen" 2>/dev/null || true; fi
+    if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; fi
     if [ ${#pids[@]} -gt 0 ]; then
         log "stopping the api and the workers"
         kill -TERM "${pids[@]}" 2>/dev/null || true
@@ -101,6 +107,22 @@ CLOCKWORKS_BENCH_KEY=$key target/release/loadgen "$mode" \
     --namespace "$namespace" "$@" >"$out/$mode.json" &
 loadgen=$!
 
+# One line per table and sample, every $table_sample_secs s: seconds since start, table,
+# live rows, dead rows and size on disk with indexes in KiB.
+(
+    started=$SECONDS
+    while true; do
+        psql "$DATABASE_URL" -AtF ' ' -c "
+            select $((SECONDS - started)), relname, n_live_tup, n_dead_tup,
+                   pg_total_relation_size(relid) / 1024
+            from pg_stat_user_tables
+            where relname in ('timers', 'fires')
+            order by relname" 2>/dev/null || true
+        sleep "$table_sample_secs"
+    done
+) >"$out/$mode-tables.txt" &
+sampler=$!
+
 # One line per process and sample: its name and VmRSS in KiB, until the generator exits.
 while kill -0 "$loadgen" 2>/dev/null; do
     for i in "${!pids[@]}"; do
@@ -112,6 +134,8 @@ done >"$out/$mode-rss.txt"
 status=0
 wait "$loadgen" || status=$?
 loadgen=
+kill "$sampler" 2>/dev/null || true
+sampler=
 
 cat "$out/$mode.json"
 awk '
@@ -120,6 +144,16 @@ awk '
         for (name in peak) printf "max resident memory: %-9s %8.1f MiB\n", name, peak[name] / 1024
     }
 ' "$out/$mode-rss.txt" | sort >&2
+awk '
+    { rows[$2] = rows[$2] sprintf(" %ds:%d", $1, $3); }
+    $5 > peak[$2] { peak[$2] = $5 }
+    END {
+        for (table in rows) {
+            printf "table %-6s max %.1f MiB; live rows by time:%s\n", table, peak[table] / 1024,
+                rows[table]
+        }
+    }
+' "$out/$mode-tables.txt" | sort >&2
 if [ "$status" -ne 0 ]; then
     log "loadgen exited with status $status; logs in $out/"
 fi
