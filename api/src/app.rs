@@ -50,7 +50,7 @@ impl AppState {
     pub fn new(args: &ServeArgs, pool: Pool) -> Self {
         let db = Database::new(
             pool,
-            Duration::from_millis(args.database.db_pool_wait_ms),
+            Duration::from_millis(args.pool.db_pool_wait_ms),
             Duration::from_millis(args.db_query_timeout_ms),
         );
         Self {
@@ -172,7 +172,8 @@ pub async fn serve(args: ServeArgs, prometheus: PrometheusHandle) -> anyhow::Res
         tracing::info!(applied = ?applied, "migrations applied");
     }
 
-    let pool = clockworks::db::pool(&args.database).context("configuring the database pool")?;
+    let pool = clockworks::db::pool(&args.database.database_url, &args.pool)
+        .context("configuring the database pool")?;
     let state = AppState::new(&args, pool);
     let public = TcpListener::bind(args.listen)
         .await

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
-use clockworks::config::{DEFAULT_DATABASE_URL, DatabaseArgs, TelemetryArgs};
+use clockworks::config::{DEFAULT_DATABASE_URL, DatabaseArgs, PoolArgs, TelemetryArgs};
 use clockworks::keys::Scope;
 use clockworks::timer::DEFAULT_MAX_PAYLOAD_BYTES;
 
@@ -61,21 +61,36 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address of the public HTTP API.
-    #[arg(long, env = "CLOCKWORKS_API_LISTEN", default_value = DEFAULT_LISTEN)]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_API_LISTEN",
+        hide_env_values = true,
+        default_value = DEFAULT_LISTEN
+    )]
     pub listen: SocketAddr,
 
     /// Address of the admin port: `/metrics` (Prometheus), `/healthz`, `/readyz`.
-    #[arg(long, env = "CLOCKWORKS_API_ADMIN_LISTEN", default_value = DEFAULT_ADMIN_LISTEN)]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_API_ADMIN_LISTEN",
+        hide_env_values = true,
+        default_value = DEFAULT_ADMIN_LISTEN
+    )]
     pub admin_listen: SocketAddr,
 
     /// Largest accepted request body, in bytes; a larger one is answered 413.
-    #[arg(long, env = "CLOCKWORKS_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_MAX_BODY_BYTES",
+        hide_env_values = true,
+        default_value_t = DEFAULT_MAX_BODY_BYTES
+    )]
     pub max_body_bytes: usize,
 
     /// Largest accepted timer payload, in bytes of JSON; a larger one is answered 400.
     #[arg(
         long,
-        env = "CLOCKWORKS_MAX_PAYLOAD_BYTES",
+        env = "CLOCKWORKS_MAX_PAYLOAD_BYTES", hide_env_values = true,
         default_value_t = DEFAULT_MAX_PAYLOAD_BYTES
     )]
     pub max_payload_bytes: usize,
@@ -83,7 +98,7 @@ pub struct ServeArgs {
     /// Requests handled at once; beyond it, requests are answered 503 with `Retry-After: 1`.
     #[arg(
         long,
-        env = "CLOCKWORKS_API_MAX_IN_FLIGHT",
+        env = "CLOCKWORKS_API_MAX_IN_FLIGHT", hide_env_values = true,
         default_value_t = DEFAULT_MAX_IN_FLIGHT,
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
@@ -93,7 +108,7 @@ pub struct ServeArgs {
     /// again; this bounds how long a revoked key keeps working. 0 looks keys up every time.
     #[arg(
         long,
-        env = "CLOCKWORKS_API_KEY_CACHE_TTL_MS",
+        env = "CLOCKWORKS_API_KEY_CACHE_TTL_MS", hide_env_values = true,
         default_value_t = DEFAULT_KEY_CACHE_TTL_MS
     )]
     pub key_cache_ttl_ms: u64,
@@ -102,13 +117,16 @@ pub struct ServeArgs {
     /// is answered 503 with `Retry-After: 1`.
     #[arg(
         long,
-        env = "CLOCKWORKS_API_DB_QUERY_TIMEOUT_MS",
+        env = "CLOCKWORKS_API_DB_QUERY_TIMEOUT_MS", hide_env_values = true,
         default_value_t = DEFAULT_DB_QUERY_TIMEOUT_MS
     )]
     pub db_query_timeout_ms: u64,
 
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub pool: PoolArgs,
 
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -118,7 +136,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseUrl {
     /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
 }
 

@@ -12,31 +12,55 @@ pub const DEFAULT_EXCHANGE: &str = "clockworks.fired";
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// PostgreSQL connection URL. The password, if any, is never logged.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
 
+    /// Apply pending migrations when the process starts.
+    #[arg(
+        long,
+        env = "CLOCKWORKS_MIGRATE_ON_START",
+        hide_env_values = true,
+        default_value_t = false
+    )]
+    pub migrate_on_start: bool,
+}
+
+/// The connection pool of a process that serves many requests at once (the api).
+#[derive(Debug, Clone, Args)]
+pub struct PoolArgs {
     /// Largest number of connections this process keeps to PostgreSQL.
-    #[arg(long, env = "CLOCKWORKS_DB_POOL_SIZE", default_value_t = 16)]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_DB_POOL_SIZE",
+        hide_env_values = true,
+        default_value_t = 16
+    )]
     pub db_pool_size: usize,
 
     /// Longest wait, in milliseconds, for a free pooled connection before giving up.
-    #[arg(long, env = "CLOCKWORKS_DB_POOL_WAIT_MS", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_DB_POOL_WAIT_MS",
+        hide_env_values = true,
+        default_value_t = 1000
+    )]
     pub db_pool_wait_ms: u64,
-
-    /// Apply pending migrations when the process starts.
-    #[arg(long, env = "CLOCKWORKS_MIGRATE_ON_START", default_value_t = false)]
-    pub migrate_on_start: bool,
 }
 
 /// How to reach RabbitMQ and where fired events go.
 #[derive(Debug, Clone, Args)]
 pub struct AmqpArgs {
     /// RabbitMQ connection URL. The password, if any, is never logged.
-    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    #[arg(long, env = "AMQP_URL", hide_env_values = true, default_value = DEFAULT_AMQP_URL)]
     pub amqp_url: String,
 
     /// Durable topic exchange that fired events are published to.
-    #[arg(long, env = "CLOCKWORKS_EXCHANGE", default_value = DEFAULT_EXCHANGE)]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_EXCHANGE",
+        hide_env_values = true,
+        default_value = DEFAULT_EXCHANGE
+    )]
     pub exchange: String,
 }
 
@@ -65,11 +89,22 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryArgs {
     /// Log format.
-    #[arg(long, env = "CLOCKWORKS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_LOG_FORMAT",
+        hide_env_values = true,
+        value_enum,
+        default_value_t = LogFormat::Human
+    )]
     pub log_format: LogFormat,
 
     /// Log filter in the `RUST_LOG` syntax, e.g. `info` or `clockworks=debug,info`.
-    #[arg(long, env = "CLOCKWORKS_LOG", default_value = "info")]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_LOG",
+        hide_env_values = true,
+        default_value = "info"
+    )]
     pub log: String,
 }
 

@@ -8,7 +8,7 @@ use deadpool_postgres::{
 use thiserror::Error;
 use tokio_postgres::NoTls;
 
-use crate::config::DatabaseArgs;
+use crate::config::PoolArgs;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -30,10 +30,11 @@ pub enum DbError {
     Migration(#[from] refinery::Error),
 }
 
-/// A pool of at most `db_pool_size` connections whose callers wait at most `db_pool_wait_ms`.
-pub fn pool(args: &DatabaseArgs) -> Result<Pool, DbError> {
+/// A pool of at most `db_pool_size` connections to `database_url` whose callers wait at most
+/// `db_pool_wait_ms`.
+pub fn pool(database_url: &str, args: &PoolArgs) -> Result<Pool, DbError> {
     let mut config = Config::new();
-    config.url = Some(args.database_url.clone());
+    config.url = Some(database_url.to_owned());
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.application_name = Some("clockworks".to_owned());
     config.manager = Some(ManagerConfig {

@@ -1,5 +1,6 @@
 //! Logs and metrics set-up shared by both binaries.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -10,8 +11,10 @@ use crate::config::{LogFormat, TelemetryArgs};
 /// Installs the global log subscriber: readable lines or JSON, filtered by `args.log`.
 pub fn init_logs(args: &TelemetryArgs) {
     let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal: files and collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Human => builder.init(),

@@ -67,13 +67,18 @@ pub struct RunArgs {
     pub telemetry: TelemetryArgs,
 
     /// Address of the admin port, which serves `/metrics`, `/healthz` and `/readyz`.
-    #[arg(long, env = "CLOCKWORKS_WORKER_ADMIN_LISTEN", default_value = DEFAULT_ADMIN_LISTEN)]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_WORKER_ADMIN_LISTEN",
+        hide_env_values = true,
+        default_value = DEFAULT_ADMIN_LISTEN
+    )]
     pub admin_listen: SocketAddr,
 
     /// Most due timers claimed, published and marked fired in one transaction.
     #[arg(
         long,
-        env = "CLOCKWORKS_CLAIM_BATCH_SIZE",
+        env = "CLOCKWORKS_CLAIM_BATCH_SIZE", hide_env_values = true,
         default_value_t = DEFAULT_BATCH_SIZE,
         value_parser = clap::value_parser!(i64).range(1..=MAX_BATCH_SIZE)
     )]
@@ -83,7 +88,7 @@ pub struct RunArgs {
     /// is rolled back and its timers come due again.
     #[arg(
         long,
-        env = "CLOCKWORKS_CONFIRM_TIMEOUT_MS",
+        env = "CLOCKWORKS_CONFIRM_TIMEOUT_MS", hide_env_values = true,
         default_value_t = DEFAULT_CONFIRM_TIMEOUT_MS,
         value_parser = clap::value_parser!(u64).range(1..)
     )]
@@ -93,7 +98,7 @@ pub struct RunArgs {
     /// claiming session's transaction and statement timeouts. Must exceed the confirm timeout.
     #[arg(
         long,
-        env = "CLOCKWORKS_CLAIM_HOLD_SECS",
+        env = "CLOCKWORKS_CLAIM_HOLD_SECS", hide_env_values = true,
         default_value_t = DEFAULT_CLAIM_HOLD_SECS,
         value_parser = clap::value_parser!(u64).range(1..)
     )]
@@ -103,7 +108,7 @@ pub struct RunArgs {
     /// vacuuming to autovacuum. The worker's database role must own the tables.
     #[arg(
         long,
-        env = "CLOCKWORKS_VACUUM_DEAD_ROWS",
+        env = "CLOCKWORKS_VACUUM_DEAD_ROWS", hide_env_values = true,
         default_value_t = DEFAULT_VACUUM_DEAD_ROWS,
         value_parser = clap::value_parser!(i64).range(0..)
     )]
@@ -113,16 +118,27 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "CLOCKWORKS_COMPLETED_TIMER_RETENTION",
+        hide_env_values = true,
         default_value = "24h"
     )]
     pub completed_timer_retention: Millis,
 
     /// How long a fire record is kept (`GET /v1/timers/{id}/fires`).
-    #[arg(long, env = "CLOCKWORKS_FIRE_RETENTION", default_value = "7d")]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_FIRE_RETENTION",
+        hide_env_values = true,
+        default_value = "7d"
+    )]
     pub fire_retention: Millis,
 
     /// How long a finished batch operation, with its item results, is kept.
-    #[arg(long, env = "CLOCKWORKS_OPERATION_RETENTION", default_value = "7d")]
+    #[arg(
+        long,
+        env = "CLOCKWORKS_OPERATION_RETENTION",
+        hide_env_values = true,
+        default_value = "7d"
+    )]
     pub operation_retention: Millis,
 }
 

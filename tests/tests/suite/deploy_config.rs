@@ -739,8 +739,8 @@ fn the_configuration_table_of_operations_md_is_what_the_binaries_accept() -> Res
 
 #[test]
 fn help_settings_are_read_with_their_defaults() {
-    let help = "      --listen <LISTEN>\n          Address\n\n          [env: A_LISTEN=]\n\
-                \x20         [default: 0.0.0.0:8080]\n\n      --flag\n          [env: A_FLAG=]\n";
+    let help = "      --listen <LISTEN>\n          Address\n\n          [env: A_LISTEN]\n\
+                \x20         [default: 0.0.0.0:8080]\n\n      --flag\n          [env: A_FLAG]\n";
     let settings = parse_help(help);
     assert_eq!(settings["A_LISTEN"].as_deref(), Some("0.0.0.0:8080"));
     assert_eq!(settings["A_FLAG"], None);

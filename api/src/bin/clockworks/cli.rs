@@ -52,7 +52,7 @@ pub struct ApiArgs {
     /// Base URL of the clockworks api.
     #[arg(
         long,
-        env = "CLOCKWORKS_URL",
+        env = "CLOCKWORKS_URL", hide_env_values = true,
         default_value = DEFAULT_URL,
         global = true,
         display_order = GLOBAL_FLAGS_ORDER
@@ -63,7 +63,7 @@ pub struct ApiArgs {
     /// `clockworks-api keys create`.
     #[arg(
         long,
-        env = "CLOCKWORKS_KEY",
+        env = "CLOCKWORKS_KEY", hide_env_values = true,
         hide_env_values = true,
         global = true,
         display_order = GLOBAL_FLAGS_ORDER
