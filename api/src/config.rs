@@ -171,6 +171,7 @@ pub enum KeysCommand {
     },
     /// List the keys of a namespace, revoked ones included. Secrets are never shown.
     List {
+        /// The namespace whose keys to list.
         #[arg(long)]
         namespace: String,
 

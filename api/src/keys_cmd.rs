@@ -50,7 +50,10 @@ async fn create(
         key.id,
         scopes.names().join(",")
     );
-    eprintln!("Keep the key printed below: only its hash is stored, it cannot be shown again.");
+    eprintln!(
+        "Keep the key printed on standard output: only its hash is stored, it cannot be shown \
+         again."
+    );
     println!("{}", key.token);
     Ok(())
 }

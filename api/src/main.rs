@@ -33,13 +33,27 @@ mod problem;
 mod query;
 mod timers;
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
 use crate::config::{Cli, Command, DatabaseUrl};
 
+/// Runs the command; a failure is one line on standard error with its causes, never a
+/// backtrace, and exit status 1.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().into_command() {
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("clockworks-api: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.into_command() {
         Command::Serve(args) => {
             clockworks::telemetry::init_logs(&args.telemetry);
             let prometheus = clockworks::telemetry::init_metrics();

@@ -25,6 +25,8 @@ mod tail;
 mod vacuum;
 mod wake;
 
+use std::process::ExitCode;
+
 use anyhow::{Context, Result, anyhow};
 use clap::Parser;
 use clockworks::telemetry;
@@ -33,14 +35,23 @@ use tokio::sync::watch;
 use crate::claim::{ClaimLoop, Settings};
 use crate::config::{Cli, Command, RunArgs};
 
+/// Runs the command; a failure is one line on standard error with its causes, never a
+/// backtrace, and exit status 1.
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Run(cli.run)) {
+    let outcome = match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run(args).await,
         Command::Tail(args) => {
             telemetry::init_logs(&args.telemetry);
             tail::run(args).await
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("clockworks-worker: {err:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -10,17 +10,20 @@ use clockworks::config::AmqpArgs;
 /// Where the api listens when run locally with its defaults.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 /// The flags that define a timer, which a definition read from a file replaces.
-const DEFINITION_FLAGS: [&str; 10] = [
+const DEFINITION_FLAGS: [&str; 13] = [
     "id",
     "group",
     "routing_key",
     "payload",
     "headers",
+    "expire_after",
     "timezone",
     "start_at",
     "end_at",
     "max_fires",
     "on_missed",
+    "dst_gap",
+    "dst_overlap",
 ];
 /// Where the global flags appear in each command's help: after the command's own.
 const GLOBAL_FLAGS_ORDER: usize = 1_000;
@@ -52,7 +55,8 @@ pub struct ApiArgs {
     /// Base URL of the clockworks api.
     #[arg(
         long,
-        env = "CLOCKWORKS_URL", hide_env_values = true,
+        env = "CLOCKWORKS_URL",
+        hide_env_values = true,
         default_value = DEFAULT_URL,
         global = true,
         display_order = GLOBAL_FLAGS_ORDER
@@ -63,7 +67,7 @@ pub struct ApiArgs {
     /// `clockworks-api keys create`.
     #[arg(
         long,
-        env = "CLOCKWORKS_KEY", hide_env_values = true,
+        env = "CLOCKWORKS_KEY",
         hide_env_values = true,
         global = true,
         display_order = GLOBAL_FLAGS_ORDER
@@ -148,6 +152,11 @@ pub struct CreateArgs {
     #[arg(long = "header", value_name = "NAME=VALUE")]
     pub headers: Vec<String>,
 
+    /// A fire later than its due instant plus this (`1h`) is recorded as expired instead of
+    /// published.
+    #[arg(long, value_name = "DURATION")]
+    pub expire_after: Option<String>,
+
     /// For a batch: follow the operation until it finishes.
     #[arg(long, requires = "file")]
     pub wait: bool,
@@ -192,6 +201,16 @@ pub struct ScheduleArgs {
     /// Fires missed while paused or during an outage: fire_once, skip or fire_all.
     #[arg(long)]
     pub on_missed: Option<String>,
+
+    /// A cron time skipped when clocks spring forward: shift (fire when the gap ends, the
+    /// default) or skip.
+    #[arg(long)]
+    pub dst_gap: Option<String>,
+
+    /// A cron time that repeats when clocks fall back: once (the earlier instant, the
+    /// default) or both.
+    #[arg(long)]
+    pub dst_overlap: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -62,6 +62,8 @@ impl Client {
                 url: url.to_owned(),
                 cause: innermost_cause(&err),
             })?;
+        // An empty `CLOCKWORKS_KEY=` means no key, which has its own clear error.
+        let key = key.filter(|key| !key.trim().is_empty());
         Ok(Client { http, base, key })
     }
 

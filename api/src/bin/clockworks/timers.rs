@@ -121,6 +121,11 @@ fn definition_from_flags(args: &CreateArgs) -> Result<Value> {
         }
         timer.insert("headers".into(), Value::Object(headers));
     }
+    insert_some(
+        &mut timer,
+        "expire_after",
+        args.expire_after.clone().map(Value::from),
+    );
     Ok(Value::Object(timer))
 }
 
@@ -151,11 +156,14 @@ fn schedule(args: &ScheduleArgs) -> Value {
         args.end_at.clone().map(Value::from),
     );
     insert_some(&mut schedule, "max_fires", args.max_fires.map(Value::from));
-    insert_some(
-        &mut schedule,
-        "on_missed",
-        args.on_missed.clone().map(Value::from),
-    );
+    let options = [
+        ("on_missed", &args.on_missed),
+        ("dst_gap", &args.dst_gap),
+        ("dst_overlap", &args.dst_overlap),
+    ];
+    for (option, value) in options {
+        insert_some(&mut schedule, option, value.clone().map(Value::from));
+    }
     Value::Object(schedule)
 }
 
@@ -306,6 +314,56 @@ mod tests {
         assert_eq!(
             schedule_text(&schedule),
             "cron 0 9 * * * max_fires=3 timezone=Europe/Paris"
+        );
+    }
+
+    #[test]
+    fn every_definition_flag_reaches_the_timer_sent() {
+        use clap::Parser;
+
+        let cli = crate::cli::Cli::try_parse_from([
+            "clockworks",
+            "timers",
+            "create",
+            "--id",
+            "nightly",
+            "--routing-key",
+            "reports.nightly",
+            "--cron",
+            "30 2 * * *",
+            "--timezone",
+            "America/New_York",
+            "--dst-gap",
+            "skip",
+            "--dst-overlap",
+            "both",
+            "--on-missed",
+            "skip",
+            "--expire-after",
+            "1h",
+            "--header",
+            "trace=abc",
+        ])
+        .unwrap();
+        let crate::cli::Command::Timers(TimersCommand::Create(args)) = cli.command else {
+            panic!("expected timers create");
+        };
+
+        assert_eq!(
+            definition_from_flags(&args).unwrap(),
+            json!({
+                "id": "nightly",
+                "routing_key": "reports.nightly",
+                "schedule": {
+                    "cron": "30 2 * * *",
+                    "timezone": "America/New_York",
+                    "dst_gap": "skip",
+                    "dst_overlap": "both",
+                    "on_missed": "skip",
+                },
+                "headers": {"trace": "abc"},
+                "expire_after": "1h",
+            })
         );
     }
 }
