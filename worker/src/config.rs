@@ -23,10 +23,11 @@ pub const MAX_BATCH_SIZE: i64 = 10_000;
 pub const DEFAULT_CONFIRM_TIMEOUT_MS: u64 = 5_000;
 /// Longest a frozen worker can hold claimed timers, by default.
 pub const DEFAULT_CLAIM_HOLD_SECS: u64 = 10;
-/// Dead rows a table gathers before a worker vacuums it, by default. At a thousand fires a
-/// second that is a vacuum of `timers` every ten seconds, which keeps the dead entries a claim
-/// walks past to a few pages of the due index.
-pub const DEFAULT_VACUUM_DEAD_ROWS: i64 = 10_000;
+/// Fewest dead rows a table gathers before a worker vacuums it, by default. At a thousand
+/// fires a second that is a vacuum of `timers` about every second (every few seconds once it
+/// holds hundreds of thousands of rows), which keeps the dead entries a claim walks past to a
+/// page or two of the due index.
+pub const DEFAULT_VACUUM_DEAD_ROWS: i64 = 1_000;
 /// Longest exchange or queue name AMQP allows, in bytes.
 const MAX_AMQP_NAME_LEN: usize = 255;
 
@@ -104,8 +105,9 @@ pub struct RunArgs {
     )]
     pub claim_hold_secs: u64,
 
-    /// Dead row versions a clockworks table gathers before a worker vacuums it; 0 leaves
-    /// vacuuming to autovacuum. The worker's database role must own the tables.
+    /// Fewest dead row versions a clockworks table gathers before a worker vacuums it (a
+    /// table waits for a hundredth of its live rows if that is more); 0 leaves vacuuming to
+    /// autovacuum. The worker's database role must own the tables.
     #[arg(
         long,
         env = "CLOCKWORKS_VACUUM_DEAD_ROWS", hide_env_values = true,

@@ -3,9 +3,10 @@
 //!
 //! Autovacuum alone does not keep up with a timer service: it looks at a database about once
 //! a minute, may skip a large table's index cleanup, and may be switched off altogether.
-//! Every [`CHECK_INTERVAL`] each worker reads how many dead rows each clockworks table holds
-//! and vacuums one that has gathered the configured number since it was last vacuumed; an
-//! advisory lock lets one worker at a time do it. A vacuum that does not get its table lock
+//! Every [`CHECK_INTERVAL`] each worker reads how many live and dead rows each clockworks
+//! table holds and vacuums one that has gathered enough dead rows since it was last vacuumed
+//! (the configured count, or a hundredth of its live rows if that is more; see
+//! [`vacuum::vacuum_threshold`]); an advisory lock lets one worker at a time do it. A vacuum that does not get its table lock
 //! within [`LOCK_WAIT_MS`] (autovacuum holds it, say) is skipped until the next look.
 //!
 //! A table whose dead rows cannot be removed, because an old transaction elsewhere still sees
@@ -33,7 +34,8 @@ const LOCK_WAIT_MS: u64 = 1_000;
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(15);
 
-/// Vacuums every table that gathers `dead_rows` dead rows, until `stop` turns true. With
+/// Vacuums every table that gathers its threshold of dead rows, at least `dead_rows`, until
+/// `stop` turns true. With
 /// `dead_rows` 0 it returns at once and leaves the tables to autovacuum.
 pub async fn run(database_url: String, dead_rows: i64, mut stop: watch::Receiver<bool>) {
     if dead_rows == 0 {
@@ -96,18 +98,21 @@ async fn open(database_url: &str) -> Result<Option<tokio_postgres::Client>, DbEr
     Ok(Some(client))
 }
 
-/// Vacuums, under the vacuuming lock, each table with `dead_rows` more dead rows than this
+/// Vacuums, under the vacuuming lock, each table with its threshold more dead rows than this
 /// worker's last vacuum of it left behind.
 async fn vacuum_what_needs_it(
     client: &tokio_postgres::Client,
     dead_rows: i64,
     left_behind: &mut HashMap<Table, i64>,
 ) -> Result<(), tokio_postgres::Error> {
-    let due: Vec<Table> = vacuum::dead_rows(client)
+    let due: Vec<Table> = vacuum::row_counts(client)
         .await?
         .into_iter()
-        .filter(|(table, dead)| *dead >= dead_rows + left_behind.get(table).copied().unwrap_or(0))
-        .map(|(table, _)| table)
+        .filter(|counts| {
+            let left = left_behind.get(&counts.table).copied().unwrap_or(0);
+            counts.dead >= vacuum::vacuum_threshold(dead_rows, counts.live) + left
+        })
+        .map(|counts| counts.table)
         .collect();
     if due.is_empty() || !vacuum::try_lock(client).await? {
         return Ok(());
@@ -115,9 +120,9 @@ async fn vacuum_what_needs_it(
 
     let outcome = vacuum_each(client, &due).await;
     vacuum::unlock(client).await?;
-    for (table, dead) in vacuum::dead_rows(client).await? {
-        if due.contains(&table) {
-            left_behind.insert(table, dead);
+    for counts in vacuum::row_counts(client).await? {
+        if due.contains(&counts.table) {
+            left_behind.insert(counts.table, counts.dead);
         }
     }
     outcome

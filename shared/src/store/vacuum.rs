@@ -59,14 +59,33 @@ fn table_names() -> Vec<&'static str> {
 /// Key of the advisory lock held while vacuuming.
 const VACUUM_LOCK_KEY: i64 = 0x636c_6f63_6b76_6163;
 
-/// Dead row versions per table, as PostgreSQL's statistics count them. They lag the truth
-/// by up to a second or so, which is all a threshold needs.
-pub async fn dead_rows(
+/// Live rows per dead row that a table may gather before it is worth vacuuming, whatever the
+/// configured count: a vacuum reads every index of the table whole, so a table of millions of
+/// rows is vacuumed after a hundredth of them died rather than every few seconds.
+pub const LIVE_ROWS_PER_DEAD_ROW: i64 = 100;
+
+/// The dead rows a table of `live_rows` gathers before it is vacuumed, given the configured
+/// fewest `dead_rows`: the larger of that and a hundredth of the live rows.
+pub fn vacuum_threshold(dead_rows: i64, live_rows: i64) -> i64 {
+    dead_rows.max(live_rows / LIVE_ROWS_PER_DEAD_ROW)
+}
+
+/// One table's row counts, as PostgreSQL's statistics count them. They lag the truth by up
+/// to a second or so, which is all a threshold needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowCounts {
+    pub table: Table,
+    pub live: i64,
+    pub dead: i64,
+}
+
+/// Live and dead row versions per table.
+pub async fn row_counts(
     client: &impl GenericClient,
-) -> Result<Vec<(Table, i64)>, tokio_postgres::Error> {
+) -> Result<Vec<RowCounts>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "select relname::text, n_dead_tup
+            "select relname::text, n_live_tup, n_dead_tup
              from pg_stat_user_tables
              where schemaname = current_schema()
                and relname = any($1)",
@@ -75,7 +94,13 @@ pub async fn dead_rows(
         .await?;
     Ok(rows
         .iter()
-        .filter_map(|row| Some((Table::named(row.get(0))?, row.get(1))))
+        .filter_map(|row| {
+            Some(RowCounts {
+                table: Table::named(row.get(0))?,
+                live: row.get(1),
+                dead: row.get(2),
+            })
+        })
         .collect())
 }
 
@@ -134,4 +159,21 @@ pub async fn vacuum(
 ) -> Result<(), tokio_postgres::Error> {
     // VACUUM cannot run inside a transaction block, so it goes as a simple query.
     client.batch_execute(table.vacuum_statement()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_threshold_is_the_configured_count_for_small_tables() {
+        assert_eq!(vacuum_threshold(1_000, 0), 1_000);
+        assert_eq!(vacuum_threshold(1_000, 100_000), 1_000);
+    }
+
+    #[test]
+    fn the_threshold_grows_with_a_large_table() {
+        assert_eq!(vacuum_threshold(1_000, 150_000), 1_500);
+        assert_eq!(vacuum_threshold(1_000, 10_000_000), 100_000);
+    }
 }
