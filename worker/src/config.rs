@@ -79,7 +79,8 @@ pub struct RunArgs {
     /// Most due timers claimed, published and marked fired in one transaction.
     #[arg(
         long,
-        env = "CLOCKWORKS_CLAIM_BATCH_SIZE", hide_env_values = true,
+        env = "CLOCKWORKS_CLAIM_BATCH_SIZE",
+        hide_env_values = true,
         default_value_t = DEFAULT_BATCH_SIZE,
         value_parser = clap::value_parser!(i64).range(1..=MAX_BATCH_SIZE)
     )]
@@ -89,7 +90,8 @@ pub struct RunArgs {
     /// is rolled back and its timers come due again.
     #[arg(
         long,
-        env = "CLOCKWORKS_CONFIRM_TIMEOUT_MS", hide_env_values = true,
+        env = "CLOCKWORKS_CONFIRM_TIMEOUT_MS",
+        hide_env_values = true,
         default_value_t = DEFAULT_CONFIRM_TIMEOUT_MS,
         value_parser = clap::value_parser!(u64).range(1..)
     )]
@@ -99,7 +101,8 @@ pub struct RunArgs {
     /// claiming session's transaction and statement timeouts. Must exceed the confirm timeout.
     #[arg(
         long,
-        env = "CLOCKWORKS_CLAIM_HOLD_SECS", hide_env_values = true,
+        env = "CLOCKWORKS_CLAIM_HOLD_SECS",
+        hide_env_values = true,
         default_value_t = DEFAULT_CLAIM_HOLD_SECS,
         value_parser = clap::value_parser!(u64).range(1..)
     )]
@@ -110,7 +113,8 @@ pub struct RunArgs {
     /// autovacuum. The worker's database role must own the tables.
     #[arg(
         long,
-        env = "CLOCKWORKS_VACUUM_DEAD_ROWS", hide_env_values = true,
+        env = "CLOCKWORKS_VACUUM_DEAD_ROWS",
+        hide_env_values = true,
         default_value_t = DEFAULT_VACUUM_DEAD_ROWS,
         value_parser = clap::value_parser!(i64).range(0..)
     )]

@@ -4,13 +4,14 @@
 //! Autovacuum alone does not keep up with a timer service: it looks at a database about once
 //! a minute, may skip a large table's index cleanup, and may be switched off altogether.
 //! Every [`CHECK_INTERVAL`] each worker reads how many live and dead rows each clockworks
-//! table holds and vacuums one that has gathered enough dead rows since it was last vacuumed
-//! (the configured count, or a hundredth of its live rows if that is more; see
-//! [`vacuum::vacuum_threshold`]); an advisory lock lets one worker at a time do it. A vacuum that does not get its table lock
-//! within [`LOCK_WAIT_MS`] (autovacuum holds it, say) is skipped until the next look.
+//! table holds and vacuums one that has gathered its threshold of dead rows since it was last
+//! vacuumed: the configured count, or a hundredth of its live rows if that is more (see
+//! [`vacuum::vacuum_threshold`]). An advisory lock lets one worker at a time do it. A vacuum
+//! that does not get its table lock within [`LOCK_WAIT_MS`] (autovacuum holds it, say) is
+//! skipped until the next look.
 //!
 //! A table whose dead rows cannot be removed, because an old transaction elsewhere still sees
-//! them, is vacuumed again only once the configured number more has gathered.
+//! them, is vacuumed again only once its threshold more has gathered.
 
 use std::collections::HashMap;
 use std::time::Duration;
