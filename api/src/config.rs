@@ -90,7 +90,8 @@ pub struct ServeArgs {
     /// Largest accepted timer payload, in bytes of JSON; a larger one is answered 400.
     #[arg(
         long,
-        env = "CLOCKWORKS_MAX_PAYLOAD_BYTES", hide_env_values = true,
+        env = "CLOCKWORKS_MAX_PAYLOAD_BYTES",
+        hide_env_values = true,
         default_value_t = DEFAULT_MAX_PAYLOAD_BYTES
     )]
     pub max_payload_bytes: usize,
@@ -98,7 +99,8 @@ pub struct ServeArgs {
     /// Requests handled at once; beyond it, requests are answered 503 with `Retry-After: 1`.
     #[arg(
         long,
-        env = "CLOCKWORKS_API_MAX_IN_FLIGHT", hide_env_values = true,
+        env = "CLOCKWORKS_API_MAX_IN_FLIGHT",
+        hide_env_values = true,
         default_value_t = DEFAULT_MAX_IN_FLIGHT,
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
@@ -108,7 +110,8 @@ pub struct ServeArgs {
     /// again; this bounds how long a revoked key keeps working. 0 looks keys up every time.
     #[arg(
         long,
-        env = "CLOCKWORKS_API_KEY_CACHE_TTL_MS", hide_env_values = true,
+        env = "CLOCKWORKS_API_KEY_CACHE_TTL_MS",
+        hide_env_values = true,
         default_value_t = DEFAULT_KEY_CACHE_TTL_MS
     )]
     pub key_cache_ttl_ms: u64,
@@ -117,7 +120,8 @@ pub struct ServeArgs {
     /// is answered 503 with `Retry-After: 1`.
     #[arg(
         long,
-        env = "CLOCKWORKS_API_DB_QUERY_TIMEOUT_MS", hide_env_values = true,
+        env = "CLOCKWORKS_API_DB_QUERY_TIMEOUT_MS",
+        hide_env_values = true,
         default_value_t = DEFAULT_DB_QUERY_TIMEOUT_MS
     )]
     pub db_query_timeout_ms: u64,
